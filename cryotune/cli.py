@@ -1,0 +1,208 @@
+"""The `cryotune` command: parses flags and calls one library function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cryotune.errors import CryotuneError, UsageError
+from cryotune.table import format_table
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from cryotune.data.datasets import DATASETS
+    from cryotune.data.roots import find_root
+
+    rows = []
+    for spec in DATASETS.values():
+        root = find_root(spec.key, args.data_root if args.data_root else None)
+        rows.append(
+            {
+                "key": spec.key,
+                "task": spec.task,
+                "sensors": list(spec.sensors),
+                "bands": {m.name: list(m.bands) for m in spec.modalities},
+                "classes": list(spec.classes),
+                "tile_size": spec.tile_size,
+                "root": str(root) if root else None,
+                "found": root is not None,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        format_table(
+            ["key", "task", "bands", "classes", "data"],
+            [
+                (
+                    r["key"],
+                    r["task"],
+                    "; ".join(f"{m}: {','.join(b)}" for m, b in r["bands"].items()),
+                    len(r["classes"]),
+                    r["root"] or "not found",
+                )
+                for r in rows
+            ],
+        )
+    )
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from cryotune.data.synth import write_synthetic
+
+    out = write_synthetic(args.key, Path(args.out), tiles=args.tiles, size=args.size, seed=args.seed)
+    print(f"wrote synthetic {args.key} to {out}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from cryotune.data.check import check_dataset
+    from cryotune.data.roots import resolve_root
+
+    root = resolve_root(args.key, args.root)
+    report = check_dataset(args.key, root)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cryotune.models.catalog import model_rows
+
+    rows = model_rows(args.weights_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        format_table(
+            ["key", "family", "params", "input", "blocks", "tapped", "bands", "weights"],
+            [
+                (
+                    r["key"],
+                    r["family"],
+                    f"{r['params'] / 1e6:.1f}M",
+                    r["input_size"] or "tile",
+                    r["blocks"],
+                    ",".join(map(str, r["tapped_layers"])),
+                    "; ".join(f"{m}: {','.join(b)}" for m, b in r["bands"].items()),
+                    ("found" if r["weights_found"] else f"missing ({r['weights_source']})")
+                    if r["weights_file"]
+                    else "none (trained from scratch)",
+                )
+                for r in rows
+            ],
+        )
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from cryotune.config import TrialConfig
+    from cryotune.train.repeats import train_repeats
+
+    overrides = {
+        k: v
+        for k, v in {
+            "lr": args.lr,
+            "depth": args.depth,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "label_fraction": args.label_fraction,
+            "seed": args.seed,
+            "data_root": args.data_root,
+            "weights": args.weights,
+            "cache_dir": args.cache_dir,
+            "crop_size": args.crop_size,
+            "max_steps_per_epoch": args.max_steps_per_epoch,
+            "device": args.device,
+        }.items()
+        if v is not None
+    }
+    try:
+        config = TrialConfig(dataset=args.dataset, model=args.model, **overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UsageError(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from None
+    result = train_repeats(config, seeds=args.seeds, out=Path(args.out) if args.out else None)
+    print(result.format_table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cryotune", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("datasets", help="list the Cryo-Bench datasets and whether data was found")
+    p.add_argument("--data-root", help="folder holding one dataset (checked for every key)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+
+    data = sub.add_parser("data", help="write synthetic data or check a dataset on disk")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    p = data_sub.add_parser("synth", help="write a small learnable dataset in KEY's real layout")
+    p.add_argument("key")
+    p.add_argument("--out", required=True, help="folder to write (the dataset root)")
+    p.add_argument("--tiles", type=int, default=8, help="tiles per split (default 8)")
+    p.add_argument("--size", type=int, default=None, help="tile size in px (default: a small one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_synth)
+    p = data_sub.add_parser("check", help="validate a dataset before spending GPU hours")
+    p.add_argument("key")
+    p.add_argument("--root", help="dataset folder; else $CRYOTUNE_DATA/<key> or the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_check)
+
+    p = sub.add_parser("models", help="list encoders: sizes, bands, depth range, weights status")
+    p.add_argument("--weights-dir", help="checkpoint folder; else $CRYOTUNE_WEIGHTS")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train one config, optionally over several seeds")
+    p.add_argument("dataset")
+    p.add_argument("model")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--depth", type=int, help="trailing encoder blocks that train (0 = frozen)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--label-fraction", type=float)
+    p.add_argument("--seed", type=int, help="first seed (default 234)")
+    p.add_argument("--seeds", type=int, default=1, help="repeats with seeds seed, seed+1, ...")
+    p.add_argument("--data-root")
+    p.add_argument("--weights", help="'random' or a checkpoint folder; else $CRYOTUNE_WEIGHTS")
+    p.add_argument("--cache-dir")
+    p.add_argument("--crop-size", type=int)
+    p.add_argument("--max-steps-per-epoch", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", help="folder for history and metrics JSON")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except CryotuneError as exc:
+        print(f"cryotune: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("cryotune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The trial config: everything one training run needs, validated once, passed one way to builders.
+
+Sweep specs (``cryotune.sweep.spec``) resolve into TrialConfigs; builders never read flags,
+environment variables or files of their own beyond what a TrialConfig names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrialConfig(BaseModel):
+    """One training run: a model on a dataset with one learning rate and one finetuning depth."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    model: str
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate")
+    depth: int = Field(
+        0, ge=0, description="trailing encoder blocks that train: 0 frozen, the block count full"
+    )
+    epochs: int = Field(80, ge=1)
+    batch_size: int = Field(8, ge=1)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    milestones: tuple[float, ...] = Field(
+        (0.6, 0.9), description="MultiStepLR milestones as fractions of all iterations"
+    )
+    gamma: float = Field(0.1, gt=0)
+    label_fraction: float = Field(1.0, gt=0, le=1, description="few-shot fraction of train tiles")
+    seed: int = 234
+    data_root: str | None = Field(None, description="dataset folder; else $CRYOTUNE_DATA/<key>")
+    weights: str | None = Field(
+        None, description="'random', a folder of checkpoints, or None for $CRYOTUNE_WEIGHTS"
+    )
+    cache_dir: str | None = Field(None, description="tile cache folder; else a per-user default")
+    crop_size: int | None = Field(None, ge=8, description="train crop; None: the encoder's input")
+    val_every: int = Field(1, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for smoke runs")
+    num_workers: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    evaluate_test: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> TrialConfig:
+        if list(self.milestones) != sorted(self.milestones) or not all(
+            0 < m <= 1 for m in self.milestones
+        ):
+            raise ValueError("milestones must be increasing fractions in (0, 1]")
+        return self
