@@ -1,0 +1,99 @@
+"""Read image and mask files with rasterio and decode them into a dataset's channels and classes.
+
+A *Sample* is a dict with one float32 ``(C, H, W)`` array per modality (raw values, the spec's
+band order) and ``"mask"``: int64 ``(H, W)`` class ids or the ignore index.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+from cryotune.data.datasets import DatasetSpec
+from cryotune.errors import DataError
+
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    count: int
+    dtype: str
+    height: int
+    width: int
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[rasterio.io.DatasetReader]:
+    """Open without listing the folder for sidecar files (slow in folders of 10k+ tiles)."""
+    with warnings.catch_warnings(), rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            with rasterio.open(path) as src:
+                yield src
+        except RasterioError as exc:
+            raise DataError(f"{path}: unreadable or corrupt file ({exc})") from None
+
+
+def raster_info(path: Path) -> RasterInfo:
+    with _opened(path) as src:
+        return RasterInfo(src.count, src.dtypes[0], src.height, src.width)
+
+
+def read_raster(path: Path, bands: int | None = None) -> np.ndarray:
+    """All bands (or the first ``bands``) as ``(count, H, W)`` in the file's dtype."""
+    with _opened(path) as src:
+        indexes = list(range(1, (bands or src.count) + 1))
+        return src.read(indexes)
+
+
+def decode_channels(spec: DatasetSpec, raw: np.ndarray) -> np.ndarray:
+    """The spec's distinct channels (``spec.channel_plan()``) as float32, before normalisation."""
+    image = raw.astype(np.float32, copy=False)
+    if spec.image.grey:
+        if image.shape[0] >= 3:
+            image = np.tensordot(GREY_WEIGHTS, image[:3], axes=1)[None]
+        else:
+            image = image[:1]
+    channels = image[list(spec.channel_plan().file_bands)]
+    if spec.image.nan_to_zero:
+        channels = np.nan_to_num(channels, nan=0.0, posinf=0.0, neginf=0.0)
+    if spec.image.scale != 1.0:
+        channels = channels * np.float32(spec.image.scale)
+    return np.ascontiguousarray(channels, dtype=np.float32)
+
+
+def decode_mask(spec: DatasetSpec, raw: np.ndarray) -> np.ndarray:
+    """Class ids (or the ignore index) as int64 ``(H, W)`` from a mask file's first band."""
+    values = raw[0] if raw.ndim == 3 else raw
+    if spec.mask.binarize:
+        return (values > 0).astype(np.int64)
+    mask = values.astype(np.int64)
+    for code, class_id in spec.mask.raw_codes:
+        mask[values == code] = class_id
+    return mask
+
+
+def split_modalities(spec: DatasetSpec, channels: np.ndarray) -> dict[str, np.ndarray]:
+    plan = spec.channel_plan()
+    return {name: channels[list(idx)] for name, idx in plan.modality_channels.items()}
+
+
+def read_sample(spec: DatasetSpec, image: Path, mask: Path) -> dict[str, np.ndarray]:
+    """One raw (unnormalised) Sample; DataError names the file that cannot be read."""
+    channels = decode_channels(spec, read_raster(image))
+    sample = split_modalities(spec, channels)
+    sample["mask"] = decode_mask(spec, read_raster(mask, bands=1))
+    if sample["mask"].shape != channels.shape[1:]:
+        raise DataError(
+            f"{mask}: mask is {sample['mask'].shape[1]}x{sample['mask'].shape[0]} px but "
+            f"image {image} is {channels.shape[2]}x{channels.shape[1]}"
+        )
+    return sample
