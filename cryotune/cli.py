@@ -142,6 +142,104 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return number
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from cryotune.sweep.driver import SweepRequest, run_sweep
+    from cryotune.sweep.records import RECORD_HEADERS, record_rows
+
+    outcome = run_sweep(
+        SweepRequest(
+            datasets=args.datasets,
+            config=args.config,
+            models=args.models,
+            trials=args.trials,
+            max_epochs=args.max_epochs,
+            label_fraction=args.label_fraction,
+            address=args.address,
+            gpus_per_trial=args.gpus_per_trial,
+            max_concurrent=args.max_concurrent,
+            name=args.name,
+            workspace=args.workspace,
+            resume=args.resume,
+            seed=args.seed,
+            data_root=args.data_root,
+            weights=args.weights,
+            num_cpus=args.num_cpus,
+        )
+    )
+    for note in outcome.notes:
+        print(note)
+    print(f"sweep '{outcome.name}' in {outcome.dir}: {outcome.seconds:.0f} s")
+    print(format_table(RECORD_HEADERS, record_rows(outcome.records)))
+    complete = [r for r in outcome.records if r.get("status") == "complete"]
+    if complete:
+        print("repeat a best config with:")
+        for record in complete:
+            lacks = record.get("repeat_command_lacks")
+            also = f"  # also set: {', '.join(lacks)}" if lacks else ""
+            print(f"  {record['repeat_command']}{also}")
+    return 0 if len(complete) == len(outcome.records) and not outcome.unfinished else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cryotune.sweep.status import STATUS_HEADERS, status_rows, sweep_status
+    from cryotune.sweep.workspace import SweepWorkspace, list_sweeps
+
+    sweeps = (
+        [SweepWorkspace.at(args.workspace, args.name)] if args.name else list_sweeps(args.workspace)
+    )
+    if not sweeps:
+        raise UsageError(f"no sweeps in {args.workspace or './cryotune-runs'} (see --workspace)")
+    statuses = [sweep_status(s) for s in sweeps]
+    if args.json:
+        print(json.dumps(statuses, indent=2))
+        return 0
+    for status in statuses:
+        print(f"{status['name']}: {status['state']} ({status['dir']})")
+        print(format_table(STATUS_HEADERS, status_rows(status["pairs"])))
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from cryotune.data.datasets import get_dataset
+    from cryotune.sweep.records import RECORD_HEADERS, best_per_model, read_records, record_rows
+
+    get_dataset(args.dataset)
+    records = best_per_model(read_records(args.workspace, args.dataset, args.model))
+    if not records:
+        which = f"{args.dataset}/{args.model}" if args.model else args.dataset
+        raise UsageError(
+            f"no finished sweep of {which} in {args.workspace or './cryotune-runs'}; "
+            "run `cryotune sweep` first or pass --workspace"
+        )
+    if args.json:
+        print(json.dumps(records if args.model is None else records[0], indent=2))
+        return 0
+    print(format_table(RECORD_HEADERS, record_rows(records)))
+    print(f"best: {records[0]['repeat_command']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cryotune", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -189,6 +287,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", help="folder for history and metrics JSON")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="tune lr and finetuning depth per (dataset, model) pair")
+    p.add_argument("datasets", nargs="+", metavar="DATASET")
+    p.add_argument("--models", type=_csv, help="KEY,... or all (default: every model that fits)")
+    p.add_argument("--config", help="sweep spec, e.g. sweeps/smoke.yaml (default: paper protocol)")
+    p.add_argument("--trials", type=_positive_int, help="trials per pair")
+    p.add_argument("--max-epochs", type=_positive_int, help="epochs of a trial never stopped")
+    p.add_argument("--label-fraction", type=_fraction, help="few-shot fraction of train tiles")
+    p.add_argument("--address", help="join a cluster: auto or ray://HOST:PORT (default: embedded)")
+    p.add_argument("--gpus-per-trial", type=_non_negative, help="GPU share per trial")
+    p.add_argument("--max-concurrent", type=_positive_int, help="trials at once, all pairs")
+    p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the embedded cluster")
+    p.add_argument("--name", help="sweep name (default: SPEC-DATASET...)")
+    p.add_argument("--workspace", help="folder for everything the sweep writes (./cryotune-runs)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument("--seed", type=int, help="sampler and training seed")
+    p.add_argument(
+        "--data-root", action="append", help="DIR holding KEY/ folders, or KEY=DIR (repeatable)"
+    )
+    p.add_argument("--weights", help="'random' or a checkpoint folder; else $CRYOTUNE_WEIGHTS")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("status", help="progress of the sweeps in a workspace")
+    p.add_argument("name", nargs="?", help="one sweep (default: all)")
+    p.add_argument("--workspace")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("best", help="best config found for a dataset, per model")
+    p.add_argument("dataset")
+    p.add_argument("--model")
+    p.add_argument("--workspace")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_best)
     return parser
 
 

@@ -19,8 +19,11 @@ class TrialConfig(BaseModel):
     dataset: str
     model: str
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate")
-    depth: int = Field(
-        0, ge=0, description="trailing encoder blocks that train: 0 frozen, the block count full"
+    depth: int | None = Field(
+        None,
+        ge=0,
+        description="trailing encoder blocks that train: 0 frozen, the block count full; "
+        "None: frozen for pretrained encoders, full for from-scratch baselines",
     )
     epochs: int = Field(80, ge=1)
     batch_size: int = Field(8, ge=1)

@@ -1,0 +1,1 @@
+"""Models: GFM encoders and their checkpoints, decoders, finetuning depth, the assembled segmenter."""

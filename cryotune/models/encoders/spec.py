@@ -1,0 +1,45 @@
+"""EncoderSpec: everything cryotune needs to know about one encoder, declared once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from cryotune.data.bands import AnyBands
+
+if TYPE_CHECKING:
+    from cryotune.models.encoders.base import Encoder
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One encoder: architecture facts, bands per modality, checkpoint and provenance.
+
+    ``builder(spec, mapping, **overrides)`` returns the Encoder for a BandMapping; overrides
+    (``embed_dim``, ``depth``, ``num_heads``, ``tapped_layers``) shrink it for tests without
+    changing its checkpoint layout. ``num_blocks`` is the finetuning depth range 0..num_blocks.
+    ``published_params`` is the parameter count ``params_source`` reports for the architecture
+    at ``options["published_bands"]`` (if given) or at the spec's own bands.
+    """
+
+    key: str
+    family: str
+    title: str
+    builder: Callable[..., Encoder]
+    input_size: int | None
+    patch_size: int | None
+    embed_dim: int
+    num_blocks: int
+    tapped_layers: tuple[int, ...]
+    bands: Mapping[str, tuple[str, ...]] | AnyBands
+    weights_file: str | None
+    weights_source: str
+    published_params: int | None
+    params_source: str
+    pretrained: bool = True
+    options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def option(self, name: str, default: object = None) -> object:
+        return self.options.get(name, default)

@@ -1,0 +1,106 @@
+"""Assembles encoder + decoder for one trial: bands, weights, finetuning depth, logits at (H, W)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, nn
+
+from cryotune.data.bands import map_bands
+from cryotune.errors import UsageError
+from cryotune.models.decoders import SINGLE_SAMPLE_UNSAFE, build_decoder
+from cryotune.models.depth import (
+    apply_finetune_depth,
+    check_depth,
+    count_params,
+    count_trainable,
+    hold_frozen_in_eval,
+)
+from cryotune.models.encoders import get_encoder_spec
+from cryotune.models.weights import RANDOM_WEIGHTS, load_encoder_weights, require_weights
+
+if TYPE_CHECKING:
+    from cryotune.config import TrialConfig
+    from cryotune.data.bands import BandMapping
+    from cryotune.data.datasets import DatasetSpec
+    from cryotune.models.encoders.base import Encoder
+    from cryotune.models.encoders.spec import EncoderSpec
+
+
+class Segmenter(nn.Module):
+    """Encoder features -> decoder logits at the input's H, W; frozen encoder parts stay in eval."""
+
+    def __init__(self, encoder: Encoder, decoder: nn.Module, depth: int):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.depth = depth
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        size = next(iter(inputs.values())).shape[-2:]
+        return self.decoder(self.encoder(dict(inputs)), size)
+
+    def train(self, mode: bool = True) -> Segmenter:
+        super().train(mode)
+        hold_frozen_in_eval(self.encoder, self.depth)
+        return self
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A segmenter with what the trainer and the logs need to feed and describe it."""
+
+    model: Segmenter
+    mapping: BandMapping
+    spec: EncoderSpec
+    input_size: int | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_weights(encoder: Encoder, spec: EncoderSpec, config_weights: str | None) -> dict:
+    if config_weights == RANDOM_WEIGHTS or not spec.pretrained:
+        return {"weights": RANDOM_WEIGHTS, "weights_sha256": None}
+    path = require_weights(spec, config_weights, encoder.weights_variant)
+    return {"weights": str(path), "weights_sha256": load_encoder_weights(encoder, spec, path)}
+
+
+def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
+    """The trial's model: its encoder fed by the dataset's bands, loaded, frozen to ``depth``."""
+    spec = get_encoder_spec(config.model)
+    default_depth = 0 if spec.pretrained else spec.num_blocks
+    depth = check_depth(default_depth if config.depth is None else config.depth, spec.num_blocks)
+    decoder_key = str(spec.option("decoder", "upernet"))
+    if decoder_key in SINGLE_SAMPLE_UNSAFE and config.batch_size < 2:
+        raise UsageError(
+            f"--batch-size {config.batch_size}: the {decoder_key} decoder's batch norm after "
+            "1x1 pooling needs at least 2 tiles per training batch; valid: 2 or more"
+        )
+    mapping = map_bands(dataset, spec.bands, spec.key)
+    encoder = spec.builder(spec, mapping)
+    weights = _load_weights(encoder, spec, config.weights)
+    encoder_trainable = apply_finetune_depth(encoder, depth)
+    decoder = build_decoder(
+        decoder_key,
+        encoder.out_channels,
+        encoder.is_pyramid,
+        dataset.num_classes,
+    )
+    model = Segmenter(encoder, decoder, depth)
+    info = {
+        **weights,
+        "model": spec.key,
+        "dataset": dataset.key,
+        "depth": depth,
+        "num_blocks": spec.num_blocks,
+        "decoder": decoder_key,
+        "trainable_params": count_trainable(model),
+        "encoder_trainable_params": encoder_trainable,
+        "total_params": count_params(model),
+        "encoder_params": count_params(encoder),
+        "input_size": spec.input_size,
+        "modalities": list(mapping.inputs),
+        "filled_bands": list(mapping.filled),
+    }
+    return BuiltModel(model, mapping, spec, spec.input_size, info)

@@ -1,0 +1,343 @@
+"""Runs a sweep: every (dataset, model) pair concurrently, on one Ray cluster, resumable.
+
+Why one Tune experiment for all pairs rather than one ``Tuner`` per pair: on Ray 2.60, two
+``Tuner.fit()`` calls in threads of one driver race on Tune's global trainable registry
+(``RuntimeError: dictionary changed size during iteration`` in ``ray/tune/registry.py``, seen
+here), Ray's docs advise against independent Tune jobs sharing a cluster, a global cap on
+concurrent trials would need a budget shared across Tuners, and idle trial actors of one Tuner
+hold slots another Tuner cannot reuse. So the sweep is a single experiment whose searcher
+(``PairSearch``) keeps one OptunaSearch with its own durable study per pair (named
+``SWEEP/DATASET/MODEL``, openable with optuna-dashboard) and whose scheduler (``PairScheduler``)
+keeps one ASHA per pair. Tune's ``max_concurrent_trials`` is then the global cap, any free slot
+goes to the pair furthest behind, and actors are reused across pairs. Restoring one experiment
+with ``Tuner.restore`` restores every pair together.
+
+``--resume`` after the driver is killed (SIGKILL included): Tune restores trial states and the
+searcher from its last snapshot (taken every couple of seconds), the searcher reconciles itself
+with the studies, the scheduler rebuilds ASHA's rungs from the studies, unfinished trials continue
+from their last epoch's checkpoint in the workspace, and trials that had finished replay their
+stored result instead of training again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cryotune
+from cryotune.errors import UsageError
+from cryotune.sweep.plan import SweepPlan, git_commit, identity_differences, plan_sweep
+from cryotune.sweep.records import PairRecorder
+from cryotune.sweep.resources import TrialFootprint, detect_gpu_memory_gb, gpu_share
+from cryotune.sweep.spec import SweepSpec, load_spec, with_overrides
+from cryotune.sweep.workspace import SweepWorkspace
+
+DRIVER_ENVIRONMENT = {
+    # Tune's experiment snapshot period: short, so a killed driver loses at most seconds.
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",
+    # Tune's own console reporter; the sweep prints its own progress.
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """The ``cryotune sweep`` command line, parsed."""
+
+    datasets: list[str]
+    config: str | None = None
+    models: list[str] | None = None
+    trials: int | None = None
+    max_epochs: int | None = None
+    label_fraction: float | None = None
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    name: str | None = None
+    workspace: str | None = None
+    resume: bool = False
+    seed: int | None = None
+    data_root: list[str] | None = None
+    weights: str | None = None
+    num_cpus: int | None = None
+
+
+@dataclass
+class SweepOutcome:
+    name: str
+    dir: Path
+    records: list[dict]
+    skipped: list[str]
+    seconds: float
+    resumed: bool = False
+    unfinished: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_spec(request: SweepRequest) -> SweepSpec:
+    spec = load_spec(request.config) if request.config else SweepSpec(name="default")
+    return with_overrides(
+        spec,
+        **{
+            "budget.trials": request.trials,
+            "scheduler.max_epochs": request.max_epochs,
+            "trial.label_fraction": request.label_fraction,
+            "resources.gpu": request.gpus_per_trial,
+            "resources.max_concurrent": request.max_concurrent,
+            "sampler.seed": request.seed,
+            "trial.seed": request.seed,
+        },
+    )
+
+
+def default_name(spec: SweepSpec, datasets: list[str]) -> str:
+    return "-".join([spec.name or "sweep", *dict.fromkeys(datasets)])
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None, num_cpus: int | None):
+    """An embedded single-machine cluster, or a connection to ``address`` (``auto``, ``ray://``)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    common = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address is None:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
+    else:
+        ray.init(address=address, **common)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+class PairResources:
+    """Tune's per-trial resource request, chosen by the trial's pair."""
+
+    def __init__(self, by_pair: dict[str, dict[str, float]]):
+        self.by_pair = by_pair
+
+    def __call__(self, config: dict):
+        from ray.tune import PlacementGroupFactory
+
+        request = self.by_pair[config["pair"]]
+        bundle = {"CPU": request["cpu"]}
+        if request["gpu"]:
+            bundle["GPU"] = request["gpu"]
+        return PlacementGroupFactory([bundle])
+
+
+def pair_resources(plan: SweepPlan, cluster_gpus: float) -> dict[str, dict[str, float]]:
+    """CPUs and GPU share per pair: given in the spec or flags, else derived when GPUs exist."""
+    from cryotune.models.encoders import ENCODERS
+
+    spec = plan.spec.resources
+    derive = spec.gpu is None and cluster_gpus > 0
+    memory = (spec.gpu_memory_gb or detect_gpu_memory_gb()) if derive else None
+    out = {}
+    for pair in plan.pairs:
+        if not derive:
+            gpu = spec.gpu or 0.0
+        elif memory is None:
+            gpu = 1.0
+        else:
+            encoder = ENCODERS[pair.model]
+            footprint = TrialFootprint.of(
+                encoder,
+                max_depth=pair.space.max_depth,
+                batch_size=pair.base.batch_size,
+                input_size=pair.base.crop_size or encoder.input_size,
+            )
+            gpu = gpu_share(footprint, memory)
+        out[pair.key] = {"cpu": spec.cpu, "gpu": gpu}
+    return out
+
+
+def check_fits(by_pair: dict[str, dict[str, float]], cluster: dict[str, float]) -> None:
+    """Refuse trials the (embedded, fixed-size) cluster could never start."""
+    for key, request in by_pair.items():
+        for name, flag in (("cpu", "resources.cpu"), ("gpu", "--gpus-per-trial")):
+            have = cluster.get(name.upper(), 0.0)
+            if request[name] > have:
+                raise UsageError(
+                    f"{flag}: a {key} trial needs {request[name]:g} {name.upper()} but this "
+                    f"machine's cluster has {have:g}; lower it or join a cluster with --address"
+                )
+
+
+def trial_dirname(trial) -> str:
+    return trial.trial_id
+
+
+def _make_trainable(resources: PairResources):
+    from ray import tune
+
+    from cryotune.sweep.trainable import sweep_trial
+
+    def cryotune_trial(config: dict) -> None:
+        sweep_trial(config)
+
+    return tune.with_resources(cryotune_trial, resources)
+
+
+def _build_tuner(plan: SweepPlan, workspace: SweepWorkspace, trainable, resume: bool):
+    from ray import tune
+
+    from cryotune.sweep.progress import SweepProgress
+    from cryotune.sweep.scheduler import PairScheduler, PairStopping
+    from cryotune.sweep.searcher import PairSearch
+
+    spec = plan.spec
+    storage_url = workspace.storage_url(spec.optuna_storage)
+    recorder = PairRecorder(
+        workspace=workspace,
+        storage_url=storage_url,
+        sampler_seed=spec.sampler.seed,
+        keep_checkpoints=spec.keep_checkpoints,
+        git_commit=git_commit(),
+        cryotune_version=cryotune.__version__,
+    )
+    searcher = PairSearch(plan, storage_url, str(workspace.trials_dir), recorder)
+    if resume:
+        searcher.reconcile()
+    stopping = {
+        p.key: None
+        if spec.scheduler.kind == "none"
+        else PairStopping(
+            study_name=p.study_name,
+            max_epochs=spec.scheduler.max_epochs,
+            grace_period=spec.scheduler.grace_period,
+            reduction_factor=spec.scheduler.reduction_factor,
+        )
+        for p in plan.pairs
+    }
+    scheduler = PairScheduler(stopping, spec.scheduler.metric, storage_url)
+    progress = SweepProgress([p.to_dict() for p in plan.pairs], storage_url, searcher)
+    return tune.Tuner(
+        trainable,
+        param_space={},
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=sum(p.trials for p in plan.pairs),
+            max_concurrent_trials=spec.resources.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=workspace.tune_dir.name,
+            storage_path=str(workspace.dir),
+            failure_config=tune.FailureConfig(max_failures=spec.budget.retries),
+            callbacks=[progress],
+            verbose=0,
+        ),
+    )
+
+
+def _read_records(plan: SweepPlan, workspace: SweepWorkspace) -> list[dict]:
+    import json
+
+    records = []
+    for pair in plan.pairs:
+        path = workspace.record_path(pair.dataset, pair.model)
+        if path.exists():
+            records.append({**json.loads(path.read_text()), "record_file": str(path)})
+    return records
+
+
+def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
+    """Resolve and check everything a sweep needs; create its workspace unless resuming."""
+    if not request.datasets:
+        raise UsageError("give at least one DATASET (see `cryotune datasets`)")
+    spec = resolve_spec(request)
+    name = request.name or default_name(spec, request.datasets)
+    workspace = SweepWorkspace.at(request.workspace, name)
+    if workspace.exists() and not request.resume:
+        raise UsageError(
+            f"sweep '{name}' already exists in {workspace.root}; add --resume to continue it, "
+            "or give another --name"
+        )
+    if request.resume and not workspace.exists():
+        raise UsageError(f"--resume: no sweep '{name}' in {workspace.root} to continue")
+    plan = plan_sweep(
+        spec,
+        name,
+        request.datasets,
+        models=request.models,
+        data_root=request.data_root,
+        weights=request.weights,
+        cache_dir=str(workspace.cache_dir),
+    )
+    if request.resume:
+        differences = identity_differences(workspace.read_plan(), plan.identity())
+        if differences:
+            raise UsageError(
+                f"--resume: sweep '{name}' was started with different settings "
+                f"({', '.join(differences[:6])}); repeat its original command with --resume, "
+                "or give another --name"
+            )
+    else:
+        workspace.create(plan.to_dict())
+    return plan, workspace
+
+
+def run_sweep(request: SweepRequest) -> SweepOutcome:
+    """Run (or continue) a sweep to its end and return the records of its pairs."""
+    import optuna
+
+    started = time.perf_counter()
+    plan, workspace = prepare(request)
+    notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
+    done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
+    if not done:
+        workspace.claim_driver()
+        for key, value in DRIVER_ENVIRONMENT.items():
+            os.environ.setdefault(key, value)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            with ray_cluster(request.address, request.num_cpus):
+                import ray
+                from ray import tune
+
+                cluster = ray.cluster_resources()
+                by_pair = pair_resources(plan, cluster.get("GPU", 0.0))
+                if request.address is None:
+                    check_fits(by_pair, cluster)
+                trainable = _make_trainable(PairResources(by_pair))
+                if request.resume and tune.Tuner.can_restore(str(workspace.tune_dir)):
+                    tuner = tune.Tuner.restore(
+                        str(workspace.tune_dir),
+                        trainable=trainable,
+                        resume_unfinished=True,
+                        resume_errored=False,
+                        restart_errored=False,
+                    )
+                else:
+                    tuner = _build_tuner(plan, workspace, trainable, request.resume)
+                tuner.fit()
+        finally:
+            workspace.release_driver()
+    records = _read_records(plan, workspace)
+    unfinished = [
+        p.key for p in plan.pairs if not workspace.record_path(p.dataset, p.model).exists()
+    ]
+    if unfinished:
+        notes.append(
+            f"interrupted: {', '.join(unfinished)} not finished; repeat the command with --resume"
+        )
+    return SweepOutcome(
+        name=plan.name,
+        dir=workspace.dir,
+        records=records,
+        skipped=list(plan.skipped),
+        seconds=time.perf_counter() - started,
+        resumed=request.resume,
+        unfinished=unfinished,
+        notes=notes,
+    )

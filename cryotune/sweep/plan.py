@@ -1,0 +1,268 @@
+"""A sweep resolved into (dataset, model) pairs, each with its space, study and base TrialConfig.
+
+Config flows one way: the spec and flags resolve here, once, into TrialConfigs; trials only add
+their sampled hyper-parameters. Everything a pair needs that can fail (unknown names, missing
+data, missing weights, an encoder that fits no modality) fails here, before a cluster starts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import cryotune
+from cryotune.config import TrialConfig
+from cryotune.errors import UnknownNameError, UsageError, WeightsError
+from cryotune.sweep.space import PairSpace
+from cryotune.sweep.spec import SweepSpec
+
+RANDOM_WEIGHTS = "random"
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """One (dataset, model) pair: its study, search space, trial budget and fixed settings."""
+
+    sweep: str
+    dataset: str
+    model: str
+    space: PairSpace
+    base: TrialConfig
+    trials: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.model}"
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.sweep}/{self.dataset}/{self.model}"
+
+    def trial_config(self, suggested: dict) -> TrialConfig:
+        """The TrialConfig of one trial: the base plus the sampled (and fixed) values."""
+        return TrialConfig(**{**self.base.model_dump(), **self.space.params(suggested)})
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "dataset": self.dataset,
+            "model": self.model,
+            "study_name": self.study_name,
+            "trials": self.trials,
+            "space": self.space.to_dict(),
+            "base_config": self.base.model_dump(mode="json"),
+        }
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    name: str
+    spec: SweepSpec
+    datasets: tuple[str, ...]
+    pairs: tuple[PairPlan, ...]
+    skipped: tuple[str, ...]
+    weights: str | None
+    data_roots: dict[str, str]
+
+    def pair(self, key: str) -> PairPlan:
+        return next(p for p in self.pairs if p.key == key)
+
+    def identity(self) -> dict:
+        """What must match for ``--resume`` to continue this sweep."""
+        return {
+            "datasets": list(self.datasets),
+            "pairs": [p.key for p in self.pairs],
+            "spec": self.spec.model_dump(mode="json"),
+            "weights": self.weights,
+            "data_roots": self.data_roots,
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            **self.identity(),
+            "skipped": list(self.skipped),
+            "pair_plans": [p.to_dict() for p in self.pairs],
+            "cryotune_version": cryotune.__version__,
+            "git_commit": git_commit(),
+        }
+
+
+def identity_differences(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ between two plan identities."""
+    out: list[str] = []
+
+    def walk(a, b, prefix):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        elif a != b:
+            out.append(prefix)
+
+    walk({k: old.get(k) for k in new}, new, "")
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the cryotune source tree when it is a git checkout, else None."""
+    source = Path(cryotune.__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _fits(dataset_spec, encoder_spec) -> bool:
+    from cryotune.data.bands import map_bands
+
+    try:
+        map_bands(dataset_spec, encoder_spec.bands, encoder_spec.key)
+    except UsageError:
+        return False
+    return True
+
+
+def select_models(
+    datasets: list[str], requested: list[str] | None
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(dataset, model) pairs to sweep and the requested pairs skipped for lack of a modality.
+
+    ``requested`` None or ``["all"]``: every registered model that fits each dataset.
+    """
+    from cryotune.data.datasets import get_dataset
+    from cryotune.models.encoders import ENCODERS
+
+    explicit = requested is not None and requested != ["all"]
+    models = list(dict.fromkeys(requested)) if explicit else list(ENCODERS)
+    for key in models:
+        if key not in ENCODERS:
+            raise UnknownNameError("model", key, ENCODERS)
+    pairs, skipped = [], []
+    for dataset in datasets:
+        spec = get_dataset(dataset)
+        for model in models:
+            if _fits(spec, ENCODERS[model]):
+                pairs.append((dataset, model))
+            elif explicit:
+                skipped.append(f"{dataset}/{model}")
+    if explicit:
+        for model in models:
+            if all(m != model for _, m in pairs):
+                raise UsageError(
+                    f"--models {model}: fits none of {', '.join(datasets)} (no modality in "
+                    "common); `cryotune models` lists the bands each model takes"
+                )
+    if not pairs:
+        raise UsageError(f"no registered model fits {', '.join(datasets)}")
+    return pairs, skipped
+
+
+def _check_weights(pairs: list[tuple[str, str]], weights: str | None) -> None:
+    if weights == RANDOM_WEIGHTS:
+        return
+    from cryotune.models.encoders import ENCODERS
+    from cryotune.models.weights import find_weights, weights_dir
+
+    folder = weights_dir(weights)
+    missing = sorted(
+        {
+            f"{m} ({ENCODERS[m].weights_file})"
+            for _, m in pairs
+            if ENCODERS[m].pretrained and find_weights(ENCODERS[m], folder) is None
+        }
+    )
+    if missing:
+        where = (
+            str(folder) if folder is not None else "no --weights folder and no $CRYOTUNE_WEIGHTS"
+        )
+        raise WeightsError(
+            f"missing weights in {where}: {', '.join(missing)}; download them (see `cryotune "
+            "models`), pass --weights DIR, choose --models, or pass --weights random"
+        )
+
+
+def resolve_data_roots(datasets: list[str], data_root: list[str] | None) -> dict[str, str]:
+    """Each dataset's folder from ``--data-root KEY=DIR`` or ``--data-root DIR`` (holding KEY/)."""
+    from cryotune.data.roots import find_root, resolve_root
+
+    explicit: dict[str, str] = {}
+    parents: list[str] = []
+    for item in data_root or []:
+        key, sep, folder = item.partition("=")
+        if sep:
+            if key not in datasets:
+                raise UsageError(
+                    f"--data-root {item}: '{key}' is not a swept dataset ({', '.join(datasets)})"
+                )
+            explicit[key] = folder
+        else:
+            parents.append(item)
+    if len(parents) > 1:
+        raise UsageError("--data-root DIR may be given once; use KEY=DIR for several datasets")
+    roots = {}
+    for key in datasets:
+        if key in explicit:
+            roots[key] = str(resolve_root(key, explicit[key]))
+        elif parents:
+            parent = Path(parents[0]).expanduser()
+            inner = find_root(key, parent / key)
+            roots[key] = str(inner if inner else resolve_root(key, parent))
+        else:
+            roots[key] = str(resolve_root(key, None))
+        roots[key] = str(Path(roots[key]).resolve())
+    return roots
+
+
+def plan_sweep(
+    spec: SweepSpec,
+    name: str,
+    datasets: list[str],
+    models: list[str] | None = None,
+    data_root: list[str] | None = None,
+    weights: str | None = None,
+    cache_dir: str | None = None,
+) -> SweepPlan:
+    """Resolve a spec and command-line choices into pairs, checking names, data and weights."""
+    from cryotune.data.datasets import get_dataset
+    from cryotune.models.encoders import ENCODERS
+
+    datasets = list(dict.fromkeys(datasets))
+    for key in datasets:
+        get_dataset(key)
+    requested = models if models is not None else (list(spec.models) if spec.models else None)
+    pairs, skipped = select_models(datasets, requested)
+    weights = weights if weights is not None else spec.trial.get("weights")
+    _check_weights(pairs, weights)
+    roots = resolve_data_roots(datasets, data_root)
+    fixed = {**spec.trial, "epochs": spec.epochs, "weights": weights}
+    if cache_dir is not None and "cache_dir" not in spec.trial:
+        fixed["cache_dir"] = cache_dir
+    plans = []
+    for dataset, model in pairs:
+        encoder = ENCODERS[model]
+        space = PairSpace.resolve(spec.space, encoder.num_blocks, encoder.pretrained)
+        base = TrialConfig(
+            dataset=dataset,
+            model=model,
+            data_root=roots[dataset],
+            depth=space.fixed.get("depth", 0),
+            **fixed,
+        )
+        trials = spec.budget.trials if spec.budget.trials is not None else space.grid_size()
+        plans.append(PairPlan(name, dataset, model, space, base, trials))
+    return SweepPlan(
+        name=name,
+        spec=spec,
+        datasets=tuple(datasets),
+        pairs=tuple(plans),
+        skipped=tuple(skipped),
+        weights=weights,
+        data_roots=roots,
+    )

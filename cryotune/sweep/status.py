@@ -1,0 +1,141 @@
+"""Where each pair of a sweep stands, read from its study and records (no driver needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from cryotune.sweep.keys import ORPHANED
+from cryotune.sweep.workspace import SweepWorkspace
+
+
+@dataclass(frozen=True)
+class PairStatus:
+    """Trial counts of a pair; ``orphaned`` trials (never trained, see StudySearch.reconcile)
+    are left out of the others."""
+
+    key: str
+    study_name: str
+    budget: int
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    orphaned: int
+    best_val_miou: float | None
+    elapsed_s: float
+    finished: bool
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.pruned + self.failed
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "done": self.done}
+
+
+def summarize_study(
+    study: optuna.Study | None, key: str, study_name: str, budget: int, finished: bool
+) -> PairStatus:
+    trials = study.get_trials(deepcopy=False) if study is not None else []
+    orphaned = set(study.user_attrs.get(ORPHANED, [])) if study is not None else set()
+    trials = [t for t in trials if t.number not in orphaned]
+    count = {s: sum(t.state == s for t in trials) for s in TrialState}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    elapsed = 0.0
+    if starts:
+        live = count[TrialState.RUNNING] and not finished
+        end = dt.datetime.now() if live or not ends else max(ends)
+        elapsed = max(0.0, (end - min(starts)).total_seconds())
+    return PairStatus(
+        key=key,
+        study_name=study_name,
+        budget=budget,
+        complete=count[TrialState.COMPLETE],
+        pruned=count[TrialState.PRUNED],
+        failed=count[TrialState.FAIL],
+        running=count[TrialState.RUNNING],
+        orphaned=len(orphaned),
+        best_val_miou=max(t.value for t in complete) if complete else None,
+        elapsed_s=elapsed,
+        finished=finished,
+    )
+
+
+def sweep_status(workspace: SweepWorkspace) -> dict:
+    """The plan's pairs with their counts, plus whether a driver is running the sweep now."""
+    plan = workspace.read_plan()
+    owner = workspace.driver_owner()
+    pairs = []
+    url = workspace.storage_url(plan["spec"].get("optuna_storage"))
+    in_workspace = url == workspace.optuna_url
+    storage = (
+        optuna.storages.RDBStorage(url)
+        if not in_workspace or workspace.optuna_file.exists()
+        else None
+    )
+    names = set(optuna.get_all_study_names(storage)) if storage is not None else set()
+    for pair in plan["pair_plans"]:
+        study = (
+            optuna.load_study(study_name=pair["study_name"], storage=storage)
+            if pair["study_name"] in names
+            else None
+        )
+        finished = workspace.record_path(pair["dataset"], pair["model"]).exists()
+        pairs.append(
+            summarize_study(study, pair["key"], pair["study_name"], pair["trials"], finished)
+        )
+    return {
+        "name": workspace.name,
+        "dir": str(workspace.dir),
+        "optuna_storage": url,
+        "driver": owner,
+        "state": _state(pairs, owner),
+        "pairs": [p.to_dict() for p in pairs],
+    }
+
+
+def _state(pairs: list[PairStatus], owner: dict | None) -> str:
+    if all(p.finished for p in pairs):
+        return "finished"
+    return "running" if owner is not None else "interrupted (continue with --resume)"
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def status_rows(pairs: list[dict]) -> list[tuple]:
+    return [
+        (
+            p["key"],
+            f"{p['done']}/{p['budget']}",
+            p["complete"],
+            p["pruned"],
+            p["failed"],
+            p["running"],
+            "-" if p["best_val_miou"] is None else f"{p['best_val_miou']:.2f}",
+            format_elapsed(p["elapsed_s"]),
+            "finished" if p["finished"] else ("running" if p["running"] else "waiting"),
+        )
+        for p in pairs
+    ]
+
+
+STATUS_HEADERS = (
+    "pair",
+    "trials",
+    "complete",
+    "pruned",
+    "failed",
+    "running",
+    "best val mIoU",
+    "elapsed",
+    "state",
+)

@@ -1,0 +1,141 @@
+"""The Tune function of a sweep trial: ``run_trial`` with its epochs reported to Tune.
+
+Each trial trains in its own folder of the workspace (``trials/TRIAL_ID``), where ``run_trial``
+writes ``last.pt`` and ``best.pt``. A retried or resumed trial calls ``run_trial`` on the same
+folder, so it continues from its last evaluated epoch instead of starting over; Tune's own
+checkpoint copies are not used (a ViT-L with optimizer state is GBs per epoch). A trial that had
+already finished when the driver was killed finds its ``result.json`` and replays its reports
+without training. Errors are appended to ``error.txt`` for the study to keep.
+
+With ``reuse_actors`` a worker runs many trials: imports, decoded tiles (the trainer's split
+cache) and CUDA context stay; the cached GPU memory of a finished or stopped trial is returned
+after it and again before the next trial (a stopped trial's frames live until its thread ends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import json
+import os
+import traceback
+from pathlib import Path
+
+from cryotune.sweep.keys import FINAL, TRIAL_RESULT
+
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.txt"
+
+
+def epoch_metrics(report: dict, best_val_miou: float) -> dict:
+    """The per-epoch result Tune, ASHA and the study see."""
+    return {
+        "epoch": report["epoch"],
+        "val_miou": report["val_miou"],
+        "best_val_miou": best_val_miou,
+        "train_loss": report["train_loss"],
+        "per_class_iou": list(report["per_class_iou"]),
+        "lr": report["lr"],
+        "epoch_seconds": report["seconds"],
+        "peak_memory_mb": report["peak_memory_mb"],
+    }
+
+
+def final_metrics(result: dict) -> dict:
+    """The last result of a trial that trained to its end, carrying the whole TrialResult."""
+    last = result["history"][-1] if result["history"] else None
+    test = result.get("test_metrics") or {}
+    return {
+        **(epoch_metrics(last, result["best_val_miou"]) if last else {}),
+        "epoch": result["config"]["epochs"] if last is None else last["epoch"],
+        "best_val_miou": result["best_val_miou"],
+        "val_miou": last["val_miou"] if last else result["best_val_miou"],
+        "best_epoch": result["best_epoch"],
+        "test_miou": test.get("miou"),
+        "trial_seconds": result["seconds"],
+        FINAL: True,
+        TRIAL_RESULT: json.dumps(result),
+    }
+
+
+def _replay(trial_dir: Path, report) -> bool:
+    """Report a trial that already finished from its result file; False when there is none."""
+    try:
+        result = json.loads((trial_dir / RESULT_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    best = float("-inf")
+    for epoch in result["history"]:
+        best = max(best, epoch["val_miou"])
+        report(epoch_metrics(epoch, best))
+    report(final_metrics(result))
+    return True
+
+
+@contextlib.contextmanager
+def _exclusive(trial_dir: Path):
+    """Hold the trial folder alone: a worker of a killed driver may still be finishing an epoch
+    in it while the resumed sweep starts the same trial; the lock dies with that worker."""
+    with open(trial_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _release_memory() -> None:
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def sweep_trial(config: dict) -> None:
+    """Train one trial of a sweep (``config`` comes from ``PairSearch.suggest``)."""
+    from ray import tune
+
+    from cryotune.config import TrialConfig
+    from cryotune.train.trainer import run_trial
+
+    _release_memory()  # what a trial stopped earlier on this reused actor still held
+    trial_id = tune.get_context().get_trial_id()
+    trial_dir = Path(config["trials_dir"]) / trial_id
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(trial_dir):
+        if _replay(trial_dir, tune.report):
+            return
+        payload = _train(TrialConfig(**config["trial"]), trial_dir, tune.report, run_trial)
+    tune.report(final_metrics(payload))
+
+
+def _train(trial_config, trial_dir: Path, report, run_trial) -> dict:
+    """Run (or continue) the trial in its folder; returns the TrialResult as a dict."""
+    progress_file = trial_dir / "epochs.jsonl"
+    best = float("-inf")
+    if progress_file.exists():
+        for line in progress_file.read_text().splitlines():
+            best = max(best, json.loads(line)["val_miou"])
+
+    def on_epoch(epoch) -> None:
+        nonlocal best
+        best = max(best, epoch.val_miou)
+        with progress_file.open("a") as f:
+            f.write(json.dumps({"epoch": epoch.epoch, "val_miou": epoch.val_miou}) + "\n")
+        report(epoch_metrics(epoch.to_dict(), best))
+
+    try:
+        result = run_trial(trial_config, on_epoch=on_epoch, checkpoint_dir=trial_dir, resume=True)
+    except Exception:
+        with (trial_dir / ERROR_FILE).open("a") as f:
+            f.write(traceback.format_exc() + "\n")
+        raise
+    finally:
+        _release_memory()
+    payload = result.to_dict()
+    tmp = trial_dir / f".{RESULT_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, trial_dir / RESULT_FILE)
+    return payload

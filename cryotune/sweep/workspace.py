@@ -1,0 +1,177 @@
+"""Where a sweep keeps everything it writes, under one workspace folder (``./cryotune-runs``).
+
+::
+
+    WORKSPACE/
+      cache/                 decoded tile cache, shared by every sweep
+      NAME/
+        sweep.json           the resolved plan (spec, pairs, flags): what --resume continues
+        driver.json          host and pid of the driver running it
+        optuna.db            one Optuna study per pair, named NAME/DATASET/MODEL
+        tune/                the Ray Tune experiment (restored by --resume)
+        trials/TRIAL_ID/     last.pt, best.pt, result.json, error.txt of one trial
+        records/DATASET__MODEL.json   the best-config record of a finished pair
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryotune.errors import UsageError
+
+DEFAULT_WORKSPACE = "cryotune-runs"
+TUNE_EXPERIMENT = "tune"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_sweep_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(
+            f"--name {name!r}: use letters, digits, '.', '_' and '-' (a folder name), "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class SweepWorkspace:
+    """The paths of one sweep; nothing is created until ``create``."""
+
+    root: Path
+    name: str
+
+    @classmethod
+    def at(cls, root: str | Path | None, name: str) -> SweepWorkspace:
+        base = Path(root if root is not None else DEFAULT_WORKSPACE).expanduser().resolve()
+        return cls(base, check_sweep_name(name))
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def plan_file(self) -> Path:
+        return self.dir / "sweep.json"
+
+    @property
+    def driver_file(self) -> Path:
+        return self.dir / "driver.json"
+
+    @property
+    def optuna_file(self) -> Path:
+        return self.dir / "optuna.db"
+
+    @property
+    def optuna_url(self) -> str:
+        return f"sqlite:///{self.optuna_file}"
+
+    def storage_url(self, given: str | None) -> str:
+        """The study storage: a URL the spec gives (a cluster database), else the workspace's."""
+        return given or self.optuna_url
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.dir / TUNE_EXPERIMENT
+
+    @property
+    def trials_dir(self) -> Path:
+        return self.dir / "trials"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.dir / "records"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def exists(self) -> bool:
+        return self.plan_file.exists()
+
+    def record_path(self, dataset: str, model: str) -> Path:
+        return self.records_dir / f"{dataset}__{model}.json"
+
+    def create(self, plan: dict) -> None:
+        for folder in (self.dir, self.trials_dir, self.records_dir, self.cache_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._create_optuna_db()
+        write_json_atomic(self.plan_file, plan)
+
+    def _create_optuna_db(self) -> None:
+        """Create the study database with its tables under a temporary name, then move it in
+        place: a reader (``cryotune status``) never sees it half made, and never races the
+        driver to create the tables."""
+        import optuna
+
+        if self.optuna_file.exists():
+            return
+        tmp = self.dir / f".{self.optuna_file.name}.{os.getpid()}.tmp"
+        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}")
+        storage.engine.dispose()
+        os.replace(tmp, self.optuna_file)
+
+    def read_plan(self) -> dict:
+        try:
+            return json.loads(self.plan_file.read_text())
+        except FileNotFoundError:
+            raise UsageError(
+                f"no sweep '{self.name}' in {self.root} (no {self.plan_file.name}); "
+                "`cryotune status --workspace DIR` lists the sweeps of a workspace"
+            ) from None
+
+    def claim_driver(self) -> None:
+        """Refuse to run beside a live driver of the same sweep on this host."""
+        owner = self.driver_owner()
+        if owner is not None:
+            raise UsageError(
+                f"sweep '{self.name}' is being run by pid {owner['pid']} on {owner['host']}; "
+                "wait for it or stop it before resuming"
+            )
+        write_json_atomic(self.driver_file, {"host": socket.gethostname(), "pid": os.getpid()})
+
+    def driver_owner(self) -> dict | None:
+        """The live driver running this sweep on this host, if any."""
+        try:
+            owner = json.loads(self.driver_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        if owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+            return None
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except (ProcessLookupError, ValueError, KeyError):
+            return None
+        except PermissionError:
+            return owner
+        return owner
+
+    def release_driver(self) -> None:
+        try:
+            owner = json.loads(self.driver_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return
+        if owner.get("pid") == os.getpid():
+            self.driver_file.unlink(missing_ok=True)
+
+
+def list_sweeps(root: str | Path | None) -> list[SweepWorkspace]:
+    base = Path(root if root is not None else DEFAULT_WORKSPACE).expanduser().resolve()
+    if not base.is_dir():
+        return []
+    return [
+        SweepWorkspace(base, d.name)
+        for d in sorted(base.iterdir())
+        if (d / "sweep.json").is_file() and _NAME.match(d.name)
+    ]

@@ -1,0 +1,151 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from cryotune.config import TrialConfig
+from cryotune.data.datasets import get_dataset
+from cryotune.errors import UsageError, WeightsError
+from cryotune.models.depth import count_params
+from cryotune.models.segmenter import build_segmenter
+
+torch.set_num_threads(1)
+
+
+def _build(dataset, model, depth, weights="random", batch_size=8):
+    config = TrialConfig(
+        dataset=dataset, model=model, depth=depth, weights=weights, batch_size=batch_size
+    )
+    return build_segmenter(config, get_dataset(dataset))
+
+
+def _batch(built, size, batch=2):
+    dataset = get_dataset(built.info["dataset"])
+    rng = np.random.default_rng(0)
+    sample = {
+        m.name: rng.standard_normal((batch, len(m.bands), *size)).astype(np.float32)
+        for m in dataset.modalities
+    }
+    return built.mapping.apply(sample)
+
+
+@pytest.fixture(scope="module")
+def vit_depth_3():
+    return _build("glid", "vit", 3)
+
+
+@pytest.fixture(scope="module")
+def vit_depth_0():
+    return _build("glid", "vit", 0)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "size", "classes"), [("glid", (37, 50), 2), ("caffe", (24, 24), 4)]
+)
+def test_unet_end_to_end_on_full_odd_tiles(dataset, size, classes):
+    built = _build(dataset, "unet", 5)
+    assert built.input_size is None and built.spec.key == "unet"
+    assert built.info["weights"] == "random" and built.info["weights_sha256"] is None
+    assert built.info["modalities"] == ["all"]
+    logits = built.model(_batch(built, size))
+    assert logits.shape == (2, classes, *size)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in built.model.parameters())
+
+
+def test_vit_end_to_end_on_caffe_sar():
+    built = _build("caffe", "vit", 12)
+    assert built.input_size == 224
+    assert built.mapping.inputs == {"all": ("VV",)}
+    logits = built.model(_batch(built, (32, 48)))
+    assert logits.shape == (2, 4, 32, 48)
+    logits.sum().backward()
+    assert built.model.encoder.blocks()[0].attn.qkv.weight.grad is not None
+
+
+def test_vit_info_describes_the_trial(vit_depth_3):
+    info = vit_depth_3.info
+    assert info["depth"] == 3 and info["num_blocks"] == 12 and info["decoder"] == "upernet"
+    assert info["total_params"] == count_params(vit_depth_3.model)
+    assert info["filled_bands"] == []
+    assert info["trainable_params"] == info["encoder_trainable_params"] + count_params(
+        vit_depth_3.model.decoder
+    )
+
+
+def test_vit_trainable_params_for_frozen_middle_and_full_depth(vit_depth_3, vit_depth_0):
+    blocks = vit_depth_3.model.encoder.blocks()
+    per_block = count_params(blocks[0])
+    encoder_total = count_params(vit_depth_3.model.encoder)
+    assert vit_depth_3.info["encoder_trainable_params"] == 3 * per_block
+    assert vit_depth_0.info["encoder_trainable_params"] == 0
+    assert _build("glid", "vit", 12).info["encoder_trainable_params"] == encoder_total
+
+
+def test_embeddings_train_only_at_full_depth_and_decoder_always(vit_depth_3, vit_depth_0):
+    encoder = vit_depth_3.model.encoder
+    assert not any(p.requires_grad for m in encoder.embeddings() for p in m.parameters())
+    assert all(p.requires_grad for p in vit_depth_3.model.decoder.parameters())
+    assert all(p.requires_grad for p in vit_depth_0.model.decoder.parameters())
+
+
+def test_train_mode_keeps_frozen_blocks_in_eval(vit_depth_3):
+    model = vit_depth_3.model.train()
+    blocks = model.encoder.blocks()
+    assert not any(m.training for b in blocks[:9] for m in b.modules())
+    assert all(m.training for b in blocks[9:] for m in b.modules())
+    assert model.decoder.training
+    model.eval()
+    assert not any(m.training for m in model.modules())
+
+
+def test_frozen_blocks_store_no_activations(vit_depth_3):
+    model = vit_depth_3.model.train()
+    seen = []
+    hooks = [
+        b.register_forward_hook(lambda _m, _i, out: seen.append(out.requires_grad))
+        for b in model.encoder.blocks()
+    ]
+    model(_batch(vit_depth_3, (32, 32)))
+    for hook in hooks:
+        hook.remove()
+    assert seen == [False] * 9 + [True] * 3
+
+
+@pytest.mark.parametrize("depth", [13, 99])
+def test_invalid_depth_is_a_usage_error_naming_the_flag_and_range(depth):
+    with pytest.raises(UsageError, match=r"--depth .* valid is 0\.\.12"):
+        _build("glid", "vit", depth)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "file"),
+    [("glid", "B13_vits16_mae_0099_ckpt.pth"), ("caffe", "B2_vits16_mae_ep99.pth")],
+)
+def test_pretrained_model_without_weights_names_file_and_source(tmp_path, dataset, file):
+    with pytest.raises(
+        WeightsError, match=rf"{re.escape(file)}.*{re.escape(str(tmp_path))}.*wangyi111/SSL4EO-S12"
+    ):
+        _build(dataset, "ssl4eo_mae", 0, weights=str(tmp_path))
+
+
+def test_ssl4eo_mae_depth_semantics_and_sar_variant():
+    frozen = _build("caffe", "ssl4eo_mae", 0)
+    assert frozen.info["modalities"] == ["sar"] and frozen.info["filled_bands"] == ["sar:VH"]
+    assert frozen.info["encoder_trainable_params"] == 0
+    middle = _build("caffe", "ssl4eo_mae", 6)
+    blocks = middle.model.encoder.blocks()
+    assert middle.info["encoder_trainable_params"] == 6 * count_params(blocks[0])
+    full = _build("caffe", "ssl4eo_mae", 12)
+    assert full.info["encoder_trainable_params"] == count_params(full.model.encoder)
+    logits = middle.model(_batch(middle, (32, 32)))
+    assert logits.shape == (2, 4, 32, 32)
+
+
+def test_upernet_models_refuse_single_tile_batches_and_unet_takes_them():
+    with pytest.raises(UsageError, match=r"--batch-size 1: .* valid: 2 or more"):
+        _build("glid", "vit", 0, batch_size=1)
+    built = _build("glid", "unet", 5, batch_size=1)
+    assert built.info["decoder"] == "unet"
+    assert built.model.train()(_batch(built, (40, 40), batch=1)).shape == (1, 2, 40, 40)

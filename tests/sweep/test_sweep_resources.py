@@ -1,0 +1,54 @@
+"""Trial resources: a GPU share derived from model size and depth, and requests that cannot fit."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryotune.errors import UsageError
+from cryotune.sweep.driver import check_fits, pair_resources
+from cryotune.sweep.plan import plan_sweep
+from cryotune.sweep.resources import TrialFootprint, estimate_gpu_memory_gb, gpu_share
+from cryotune.sweep.spec import SweepSpec, with_overrides
+
+VIT_L = dict(params=307_000_000, num_blocks=24, embed_dim=1024, input_size=224, batch_size=8)
+
+
+def test_share_grows_with_depth_and_shrinks_with_gpu_memory():
+    frozen = TrialFootprint(max_depth=0, **VIT_L)
+    full = TrialFootprint(max_depth=24, **VIT_L)
+    assert estimate_gpu_memory_gb(full) > estimate_gpu_memory_gb(frozen)
+    assert gpu_share(full, 24.0) > gpu_share(full, 80.0) >= gpu_share(frozen, 80.0)
+    for fp in (frozen, full):
+        for memory in (16.0, 40.0, 80.0):
+            share = gpu_share(fp, memory)
+            assert 0 < share <= 1 and (share * 8).is_integer()
+    assert gpu_share(full, 8.0) == 1.0  # never more than one GPU
+
+
+def test_pair_resources_follow_the_spec_and_the_cluster(data_root):
+    spec = with_overrides(SweepSpec(name="r"), **{"trial.weights": "random"})
+    plan = plan_sweep(spec, "r", ["glid"], ["unet", "ssl4eo_mae"], [str(data_root)], "random")
+    assert pair_resources(plan, cluster_gpus=0) == {
+        "glid/unet": {"cpu": 1.0, "gpu": 0.0},
+        "glid/ssl4eo_mae": {"cpu": 1.0, "gpu": 0.0},
+    }
+    derived = pair_resources(
+        with_overrides_plan(plan, **{"resources.gpu_memory_gb": 80.0}), cluster_gpus=1
+    )
+    assert all(0 < r["gpu"] <= 0.25 for r in derived.values())  # small models share a card
+    given = pair_resources(with_overrides_plan(plan, **{"resources.gpu": 0.5}), cluster_gpus=1)
+    assert {r["gpu"] for r in given.values()} == {0.5}
+
+
+def with_overrides_plan(plan, **changes):
+    spec = with_overrides(plan.spec, **changes)
+    return plan_sweep(spec, plan.name, list(plan.datasets), [p.model for p in plan.pairs],
+                      [f"{k}={v}" for k, v in plan.data_roots.items()], plan.weights)  # fmt: skip
+
+
+def test_requests_the_machine_cannot_meet_are_refused():
+    check_fits({"glid/unet": {"cpu": 1.0, "gpu": 0.0}}, {"CPU": 2.0})
+    with pytest.raises(UsageError, match="--gpus-per-trial: a glid/unet trial needs 0.5 GPU"):
+        check_fits({"glid/unet": {"cpu": 1.0, "gpu": 0.5}}, {"CPU": 2.0})
+    with pytest.raises(UsageError, match="resources.cpu: a glid/unet trial needs 4 CPU"):
+        check_fits({"glid/unet": {"cpu": 4.0, "gpu": 0.0}}, {"CPU": 2.0, "GPU": 0.0})

@@ -1,0 +1,98 @@
+"""Sweep specs: the shipped files load, and bad specs fail naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cryotune.cli import main
+from cryotune.errors import UsageError
+from cryotune.sweep.spec import SweepSpec, load_spec, parse_spec, with_overrides
+
+SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
+
+
+def _spec_file(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_default_yaml_is_the_built_in_default():
+    loaded = load_spec(SWEEPS / "default.yaml")
+    built_in = SweepSpec(name="default")
+    assert loaded.model_dump(exclude={"description"}) == built_in.model_dump(
+        exclude={"description"}
+    )
+    assert loaded.scheduler.max_epochs == 80
+    assert loaded.space.lr.low < loaded.space.lr.high
+
+
+def test_smoke_and_lr_grid_specs_load():
+    smoke = load_spec(SWEEPS / "smoke.yaml")
+    assert smoke.name == "smoke" and smoke.trial["weights"] == "random"
+    assert smoke.scheduler.max_epochs <= 3 and smoke.trial["crop_size"] <= 48
+    grid = load_spec(SWEEPS / "lr-grid.yaml")
+    assert grid.sampler.kind == "grid" and grid.scheduler.kind == "none"
+    assert grid.space.depth.fractions == (0.0, 1.0) and grid.budget.trials is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"sampler": {"seeed": 1}}, "sampler.seeed: unknown key; valid keys: constant_liar"),
+        ({"budgett": {}}, "budgett: unknown key; valid keys: budget, description"),
+        ({"space": {"lr": {"low": 1e-2, "high": 1e-4}}}, "space.lr: inverted range: low 0.01"),
+        ({"space": {"depth": {"fraction_range": [0.8, 0.2]}}}, "space.depth: inverted range"),
+        ({"space": {"depth": {"blocks": [1], "fractions": [0.5]}}}, "space.depth: give exactly"),
+        ({"scheduler": {"grace_period": 9, "max_epochs": 3}}, "grace_period 9 exceeds max_epochs"),
+        ({"scheduler": {"reduction_factor": 1}}, "scheduler.reduction_factor: Input should be"),
+        ({"trial": {"epochs": 3}}, "trial.epochs: unknown key (set by the sweep)"),
+        ({"trial": {"batch_size": 0}}, "trial.batch_size: Input should be greater than"),
+        (
+            {"trial": {"weight_decay": 0.1}, "space": {"weight_decay": {"grid": [0.0]}}},
+            "trial.weight_decay: searched in space.weight_decay",
+        ),
+        ({"sampler": {"kind": "grid"}}, "sampler.kind grid needs space.lr.grid"),
+        (
+            {"budget": {"trials": None}},
+            "budget.trials: null (the grid size) needs sampler.kind grid",
+        ),
+    ],
+)
+def test_invalid_spec_names_the_key(tmp_path, data, expected):
+    path = _spec_file(tmp_path, data)
+    with pytest.raises(UsageError) as err:
+        load_spec(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert expected in str(err.value)
+
+
+def test_invalid_spec_through_the_cli_is_one_line_and_exit_2(tmp_path, capsys):
+    path = _spec_file(tmp_path, {"space": {"lr": {"low": 1e-2, "high": 1e-4}}})
+    code = main(["sweep", "glid", "--config", str(path), "--workspace", str(tmp_path / "ws")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"cryotune: error: {path}: space.lr: inverted range: low 0.01 is not below high 0.0001"
+    ]
+    assert not (tmp_path / "ws").exists()
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(UsageError, match="a mapping of keys"):
+        parse_spec([1, 2], "list.yaml")
+
+
+def test_overrides_apply_and_shorten_the_grace_period():
+    spec = with_overrides(
+        SweepSpec(name="default"),
+        **{"scheduler.max_epochs": 3, "budget.trials": 2, "trial.seed": 7, "sampler.seed": None},
+    )
+    assert spec.scheduler.max_epochs == 3 and spec.scheduler.grace_period == 3
+    assert spec.budget.trials == 2 and spec.trial == {"seed": 7}
+    assert spec.sampler.seed == 0
