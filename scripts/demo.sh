@@ -8,3 +8,7 @@ for key in glid caffe; do
   $bin/cryotune data synth "$key" --out "$out/data/$key" --tiles 16 --seed 0
   $bin/cryotune data check "$key" --root "$out/data/$key"
 done
+rm -rf "$out/runs"
+$bin/cryotune sweep glid caffe --config sweeps/smoke.yaml --data-root "$out/data" --workspace "$out/runs"
+$bin/cryotune best glid --workspace "$out/runs"
+$bin/cryotune best caffe --workspace "$out/runs"
