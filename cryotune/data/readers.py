@@ -20,6 +20,7 @@ from cryotune.data.datasets import DatasetSpec
 from cryotune.errors import DataError
 
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+PNG_END = b"IEND\xaeB`\x82"
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,24 @@ class RasterInfo:
     width: int
 
 
+def _check_png_complete(path: Path) -> None:
+    """GDAL decodes a truncated PNG without an error, filling the missing rows with whatever
+    memory held; a complete PNG ends with its IEND chunk."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - len(PNG_END)))
+        if handle.read() != PNG_END:
+            raise DataError(
+                f"{path}: unreadable or corrupt file (a truncated PNG: it does not end with "
+                "its IEND chunk); copy it again"
+            )
+
+
 @contextmanager
 def _opened(path: Path) -> Iterator[rasterio.io.DatasetReader]:
     """Open without listing the folder for sidecar files (slow in folders of 10k+ tiles)."""
+    if path.suffix.lower() == ".png":
+        _check_png_complete(path)
     with warnings.catch_warnings(), rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:

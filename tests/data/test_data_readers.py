@@ -13,6 +13,7 @@ from cryotune.data.datasets import get_dataset
 from cryotune.data.layouts import list_pairs
 from cryotune.data.normalize import normalize_sample
 from cryotune.data.readers import read_raster, read_sample
+from cryotune.errors import DataError
 
 
 def _write(path: Path, data: np.ndarray, driver: str = "GTiff") -> None:
@@ -118,3 +119,15 @@ def test_rgb_shelf_png_is_converted_to_grey(tmp_path, synth_copy, channels):
     _write(image, rgb, "PNG")
     grey = (0.299 * 200 + 0.587 * 100 + 0.114 * 50) / 255
     assert np.allclose(read_sample(spec, image, mask)["optical"], grey, atol=1e-5)
+
+
+def test_truncated_png_raises_instead_of_returning_garbage_rows(synth_copy):
+    root = synth_copy("caffe")
+    image = root / "images" / "train" / "caffe_train_0000.png"
+    read_raster(image)
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"caffe_train_0000.png: unreadable or corrupt.*truncated"):
+        read_raster(image)
+    problems = {i.path: i.problem for i in check_dataset("caffe", root).issues}
+    assert "truncated PNG" in problems[str(image)]
