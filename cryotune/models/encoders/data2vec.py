@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import PatchEmbed
 from timm.models.beit import Beit
 from torch import Tensor, nn
 
@@ -18,7 +17,7 @@ from cryotune.errors import UsageError
 from cryotune.models.encoders.base import TokenGrid, ViTEncoder
 from cryotune.models.encoders.options import build_size, single_modality
 from cryotune.models.encoders.spec import EncoderSpec
-from cryotune.models.encoders.tokens import PatchTokens
+from cryotune.models.encoders.tokens import PatchTokens, grid_patch_embed
 
 
 def relative_position_index(height: int, width: int, window: tuple[int, int]) -> Tensor:
@@ -85,14 +84,7 @@ def build_data2vec(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ViTE
         use_abs_pos_emb=False,
         use_shared_rel_pos_bias=True,
     )
-    patch_embed = PatchEmbed(
-        img_size=spec.input_size,
-        patch_size=spec.patch_size,
-        in_chans=in_chans,
-        embed_dim=size.embed_dim,
-        strict_img_size=False,
-        output_fmt="NHWC",
-    )
+    patch_embed = grid_patch_embed(spec.input_size, spec.patch_size, in_chans, size.embed_dim)
     embed = SharedBiasTokens(
         spec.key,
         modality,

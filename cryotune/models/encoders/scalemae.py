@@ -7,7 +7,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
@@ -16,7 +15,7 @@ from cryotune.models.encoders.base import ViTEncoder
 from cryotune.models.encoders.options import build_size, single_modality
 from cryotune.models.encoders.position import sincos_2d, with_class_slot
 from cryotune.models.encoders.spec import EncoderSpec
-from cryotune.models.encoders.tokens import PatchTokens, init_like_mae
+from cryotune.models.encoders.tokens import PatchTokens, grid_patch_embed, init_like_mae
 
 
 def gsd_position(dim: int, input_res: float, height: int, width: int) -> Tensor:
@@ -28,14 +27,7 @@ def build_scalemae(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ViTE
     size = build_size(spec, overrides)
     modality = single_modality(spec, mapping)
     in_chans = len(mapping.inputs[modality])
-    patch_embed = PatchEmbed(
-        img_size=spec.input_size,
-        patch_size=spec.patch_size,
-        in_chans=in_chans,
-        embed_dim=size.embed_dim,
-        strict_img_size=False,
-        output_fmt="NHWC",
-    )
+    patch_embed = grid_patch_embed(spec.input_size, spec.patch_size, in_chans, size.embed_dim)
     embed = PatchTokens(
         spec.key,
         modality,

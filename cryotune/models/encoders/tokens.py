@@ -5,10 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from timm.layers import resample_abs_pos_embed
+from timm.layers import PatchEmbed, resample_abs_pos_embed
 from torch import Tensor, nn
 
 from cryotune.models.encoders.base import TokenGrid, modality_input
+
+
+def grid_patch_embed(img_size: int | None, patch_size: int, in_chans: int, dim: int) -> PatchEmbed:
+    """A ViT patch projection returning an NHWC token grid at any input size (tiles are not
+    always the pretraining size)."""
+    return PatchEmbed(
+        img_size=img_size,
+        patch_size=patch_size,
+        in_chans=in_chans,
+        embed_dim=dim,
+        strict_img_size=False,
+        output_fmt="NHWC",
+    )
 
 
 class PatchTokens(nn.Module):
