@@ -65,6 +65,7 @@ def model_rows(weights_dir: str | None) -> list[dict]:
                 "key": spec.key,
                 "family": spec.family,
                 "title": spec.title,
+                "roster": spec.roster,
                 "params": count_params(spec.key),
                 "published_params": spec.published_params,
                 "input_size": spec.input_size,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from cryotune.errors import UsageError, WeightsError
 from cryotune.models.encoders.spec import EncoderSpec
+from cryotune.models.encoders.thor import thor_encoder_state
 
 WEIGHTS_ENV = "CRYOTUNE_WEIGHTS"
 RANDOM_WEIGHTS = "random"
@@ -133,9 +134,11 @@ class CheckpointLayout:
     """How one family's official checkpoint names map onto the encoder's state dict.
 
     Steps, in order: take the first of ``containers`` present (else the file is the state
-    dict); strip ``strip`` prefixes; ``convert`` the whole dict; drop keys matching ``drop``
-    (non-encoder parts); apply ``rename`` substitutions; drop keys under an ``optional``
-    module path the encoder did not build (embeddings of modalities it was not fed).
+    dict); if ``nested``, join the keys of per-module state dicts as ``<module>.<key>``
+    (CROMA's file holds one per encoder); strip ``strip`` prefixes; ``convert`` the whole
+    dict; drop keys matching ``drop`` (non-encoder parts); apply ``rename`` substitutions;
+    drop keys under an ``optional`` module path the encoder did not build (embeddings of
+    modalities it was not fed).
     """
 
     containers: tuple[str, ...] = ()
@@ -144,6 +147,7 @@ class CheckpointLayout:
     drop: tuple[str, ...] = ()
     rename: tuple[tuple[str, str], ...] = ()
     optional: tuple[str, ...] = ()
+    nested: bool = False
 
 
 TIMM_NAMES = (
@@ -236,7 +240,83 @@ LAYOUTS: dict[str, CheckpointLayout] = {
         ),
         optional=(r"^(embed\.encoder_embeddings\.[^.]+)\.",),
     ),
+    # CROMA: {"s1_encoder": ..., "s2_encoder": ..., "joint_encoder": ..., "s1_GAP_FFN": ...};
+    # alone, the optical encoder builds only the 12 of its 24 layers that feed the taps
+    "croma": CheckpointLayout(
+        nested=True,
+        drop=(r"^s[12]_GAP_FFN\.",),
+        optional=(
+            r"^(s1_encoder|s2_encoder|joint_encoder)\.",
+            r"^(s2_encoder\.transformer\.layers\.\d+)\.",
+        ),
+    ),
+    "spectralgpt": CheckpointLayout(
+        containers=("model",),
+        drop=(*MAE_DECODER, *HEADS),
+        rename=(
+            (r"^(patch_embed\.|pos_embed_spatial$|pos_embed_temporal$)", r"embed.\1"),
+            (r"^blocks\.", "layers."),
+        ),
+    ),
+    # RAMEN's Lightning checkpoint: the encoder's own names under "state_dict"; the
+    # multi-temporal L-TAE and the band projectors of kinds not fed are not part of the build
+    "ramen": CheckpointLayout(
+        containers=("state_dict",),
+        strip=("model.encoder.", "encoder."),
+        drop=(r"^ltae\.", r"^model\."),
+        rename=(
+            (r"^(cls_token$|(spectral|radar|dem)_projector\.|resampler\.|in_norm\.)", r"embed.\1"),
+            (r"^blocks\.", "layers."),
+            (r"^norm\.", "head_norm."),
+        ),
+        optional=(r"^(embed\.(?:spectral|radar|dem)_projector)\.",),
+    ),
+    # SatlasPretrain: backbone.backbone.* is torchvision's swin_v2_b; its final norm and head,
+    # the FPN and upsampler (intermediates.*) and task heads are not part of the encoder
+    "satlas": CheckpointLayout(
+        strip=("backbone.backbone.",),
+        drop=(
+            r"^(norm|heads?|intermediates)\.",
+            r"\.(relative_coords_table|relative_position_index)$",
+        ),
+    ),
+    # GFM (SimMIM): {"model": encoder.*, teacher.*, decoder.*, projector.*}
+    "gfm": CheckpointLayout(
+        containers=("model",),
+        strip=("encoder.",),
+        drop=(
+            r"^(teacher|decoder|projector)\.",
+            r"^(mask_token|norm\.weight|norm\.bias)$",
+            r"\.(relative_position_index|attn_mask)$",
+        ),
+    ),
+    # THOR: encoder.* beside the MAE decoder and task heads; projections of bands not fed
+    # (Sentinel-3, HH/HV...) are dropped, fixed sin-cos tables and ALiBi slopes recomputed
+    "thor": CheckpointLayout(
+        containers=("state_dict",),
+        convert=thor_encoder_state,
+        drop=(
+            r"^(band_embed|prod_embed|pos_embed|ref_pos_embed|pos_embed_poolers)\.",
+            r"^(encoder_slopes|fuzzy_grid)$",
+        ),
+        rename=(
+            (r"^ind_patch_embed\.", "embed."),
+            (r"^blocks\.", "layers."),
+            (r"^norm\.", "head_norm."),
+        ),
+        optional=(r"^(embed\.patch_embed\.[^.]+)\.",),
+    ),
 }
+
+
+def _flatten(state: Mapping) -> dict:
+    flat = {}
+    for name, part in state.items():
+        if isinstance(part, Mapping):
+            flat |= {f"{name}.{key}": value for key, value in part.items()}
+        else:
+            flat[name] = part
+    return flat
 
 
 def _unwrap(checkpoint: object, layout: CheckpointLayout, path: Path) -> StateDict:
@@ -245,6 +325,8 @@ def _unwrap(checkpoint: object, layout: CheckpointLayout, path: Path) -> StateDi
         state = next(
             (state[c] for c in layout.containers if isinstance(state.get(c), Mapping)), state
         )
+    if layout.nested and isinstance(state, Mapping):
+        state = _flatten(state)
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         tried = ", ".join(repr(c) for c in layout.containers) or "none"
         raise WeightsError(

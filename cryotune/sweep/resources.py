@@ -29,10 +29,17 @@ class TrialFootprint:
     input_size: int | None
     batch_size: int
     patch_size: int = 16
+    token_grid: int | None = None
+    token_sets: int = 1
 
     @classmethod
     def of(cls, encoder, max_depth: int, batch_size: int, input_size: int | None):
-        """From an EncoderSpec; without a published count, a ViT's 12 x width^2 per block."""
+        """From an EncoderSpec; without a published count, a ViT's 12 x width^2 per block.
+
+        Encoders whose token count is not (input / patch)^2 say so in their options:
+        ``token_grid`` (tokens per side, e.g. RAMEN's resampled grid) and ``token_sets`` (one
+        token grid per spectral group, e.g. SpectralGPT, THOR).
+        """
         embed = encoder.embed_dim or 512
         return cls(
             params=encoder.published_params or 12 * embed * embed * max(encoder.num_blocks, 1),
@@ -42,6 +49,8 @@ class TrialFootprint:
             input_size=input_size,
             batch_size=batch_size,
             patch_size=encoder.patch_size or 16,
+            token_grid=encoder.option("token_grid"),
+            token_sets=int(encoder.option("token_sets", 1)),
         )
 
 
@@ -50,8 +59,8 @@ def estimate_gpu_memory_gb(fp: TrialFootprint) -> float:
     weights = fp.params * (
         BYTES_PER_PARAM_FROZEN * (1 - trained_fraction) + BYTES_PER_PARAM_TRAINED * trained_fraction
     )
-    size = fp.input_size or 256
-    tokens = (size / fp.patch_size) ** 2
+    side = fp.token_grid or (fp.input_size or 256) / fp.patch_size
+    tokens = side**2 * fp.token_sets
     channels = fp.embed_dim or 512
     blocks = max(fp.num_blocks, 1)
     activations = fp.batch_size * tokens * channels * blocks * ACTIVATION_FACTOR

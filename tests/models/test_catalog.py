@@ -11,6 +11,7 @@ ROW_KEYS = {
     "key",
     "family",
     "title",
+    "roster",
     "params",
     "published_params",
     "input_size",
@@ -70,3 +71,37 @@ def test_cryotune_models_prints_the_catalog(tmp_path, capsys):
 def test_a_weights_folder_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
     assert main(["models", "--weights-dir", str(tmp_path / "nowhere")]) == 2
     assert "nowhere' does not exist" in capsys.readouterr().err
+
+
+def test_models_json_lists_the_whole_cryo_bench_roster_with_weights_status(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = _by_key(json.loads(capsys.readouterr().out))
+    rosters = {
+        name: sorted(k for k, r in rows.items() if r["roster"] == name)
+        for name in ("paper", "baseline", "later")
+    }
+    assert rosters == {
+        "paper": sorted(
+            [
+                "croma",
+                "dofa",
+                "gfm_swin",
+                "prithvi",
+                "remoteclip",
+                "satlas",
+                "scalemae",
+                "spectralgpt",
+                "ssl4eo_moco",
+                "ssl4eo_dino",
+                "ssl4eo_mae",
+                "ssl4eo_data2vec",
+                "terramind",
+                "ramen",
+            ]
+        ),
+        "baseline": ["unet", "vit"],
+        "later": ["prithvi_eo2", "thor"],
+    }
+    for row in rows.values():
+        assert row["weights_found"] is False
+        assert (row["weights_file"] is None) == (row["roster"] == "baseline")

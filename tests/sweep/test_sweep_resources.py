@@ -52,3 +52,25 @@ def test_requests_the_machine_cannot_meet_are_refused():
         check_fits({"glid/unet": {"cpu": 1.0, "gpu": 0.5}}, {"CPU": 2.0})
     with pytest.raises(UsageError, match="resources.cpu: a glid/unet trial needs 4 CPU"):
         check_fits({"glid/unet": {"cpu": 4.0, "gpu": 0.0}}, {"CPU": 2.0, "GPU": 0.0})
+
+
+def test_token_groups_and_resampled_grids_count_in_the_estimate():
+    from cryotune.models.encoders import ENCODERS
+
+    def tokens_gb(key: str) -> float:
+        spec = ENCODERS[key]
+        fp = TrialFootprint.of(spec, max_depth=0, batch_size=8, input_size=spec.input_size)
+        return estimate_gpu_memory_gb(fp)
+
+    thor = ENCODERS["thor"]
+    one_set = TrialFootprint(
+        params=thor.published_params,
+        num_blocks=24,
+        max_depth=0,
+        embed_dim=1024,
+        input_size=256,
+        batch_size=8,
+    )
+    assert tokens_gb("thor") > estimate_gpu_memory_gb(one_set)  # four spectral groups
+    ramen = TrialFootprint.of(ENCODERS["ramen"], max_depth=0, batch_size=8, input_size=40)
+    assert ramen.token_grid == 15 and ramen.token_sets == 2

@@ -75,6 +75,7 @@ _SPECS: tuple[EncoderSpec, ...] = (
         published_params=86_000_000,
         params_source=_VIT_B,
         pretrained=False,
+        roster="baseline",
         options=_options(
             num_heads=12, timm_model="vit_base_patch16_224", published_bands=RGB_BANDS
         ),
@@ -200,7 +201,16 @@ _SPECS: tuple[EncoderSpec, ...] = (
 )
 
 # Encoders whose spec lives in their own module (exposed as ``SPEC``), one line each:
-_SPEC_MODULES: tuple[str, ...] = ("cryotune.models.encoders.unet",)
+_SPEC_MODULES: tuple[str, ...] = (
+    "cryotune.models.encoders.unet",
+    "cryotune.models.encoders.croma",
+    "cryotune.models.encoders.spectralgpt",
+    "cryotune.models.encoders.ramen",
+    "cryotune.models.encoders.satlas",
+    "cryotune.models.encoders.gfm_swin",
+    "cryotune.models.encoders.thor",
+    "cryotune.models.encoders.prithvi_eo2",
+)
 
 ENCODERS: dict[str, EncoderSpec] = {
     spec.key: spec for spec in (*_SPECS, *(import_module(name).SPEC for name in _SPEC_MODULES))

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from cryotune.models.encoders.base import Encoder
 
 
+ROSTERS = {
+    "paper": "one of the 14 GFMs of the Cryo-Bench paper",
+    "baseline": "a baseline of the paper, trained from scratch",
+    "later": "added in the later Cryo-Bench repository",
+}
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """One encoder: architecture facts, bands per modality, checkpoint and provenance.
@@ -21,7 +28,8 @@ class EncoderSpec:
     (``embed_dim``, ``depth``, ``num_heads``, ``tapped_layers``) shrink it for tests without
     changing its checkpoint layout. ``num_blocks`` is the finetuning depth range 0..num_blocks.
     ``published_params`` is the parameter count ``params_source`` reports for the architecture
-    at ``options["published_bands"]`` (if given) or at the spec's own bands.
+    at ``options["published_bands"]`` (if given) or at the spec's own bands. ``roster`` says where
+    the model comes from in Cryo-Bench: one of ``ROSTERS``.
     """
 
     key: str
@@ -39,7 +47,12 @@ class EncoderSpec:
     published_params: int | None
     params_source: str
     pretrained: bool = True
+    roster: str = "paper"
     options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.roster not in ROSTERS:
+            raise ValueError(f"{self.key}: roster {self.roster!r} is not one of {list(ROSTERS)}")
 
     def option(self, name: str, default: object = None) -> object:
         return self.options.get(name, default)

@@ -84,5 +84,6 @@ SPEC = EncoderSpec(
     published_params=None,
     params_source="not published: Cryo-Bench and PANGAEA report no parameter count for it",
     pretrained=False,
+    roster="baseline",
     options=MappingProxyType({"decoder": "unet"}),
 )

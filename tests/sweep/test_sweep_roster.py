@@ -1,0 +1,40 @@
+"""Every model the later Cryo-Bench roster added trains one smoke trial inside a real sweep."""
+
+from __future__ import annotations
+
+import json
+
+NEW_MODELS = ["croma", "spectralgpt", "ramen", "satlas", "gfm_swin", "thor", "prithvi_eo2"]
+
+
+def test_each_added_model_completes_a_smoke_trial_with_random_weights(
+    cryotune, data_root, tmp_path
+):
+    workspace = tmp_path / "runs"
+    done = cryotune(
+        "sweep",
+        "glid",
+        "--config",
+        "sweeps/smoke.yaml",
+        "--models",
+        ",".join(NEW_MODELS),
+        "--trials",
+        "1",
+        "--max-epochs",
+        "1",
+        "--name",
+        "roster",
+        "--data-root",
+        str(data_root),
+        "--workspace",
+        str(workspace),
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for model in NEW_MODELS:
+        record = json.loads((workspace / "roster" / "records" / f"glid__{model}.json").read_text())
+        assert record["status"] == "complete", (model, record.get("errors"))
+        assert record["weights"]["sha256"] == "random"
+        assert 0 <= record["best"]["val_miou"] <= 100
+        assert record["best"]["test_metrics"]["miou"] >= 0
+        assert record["model_info"]["encoder_params"] > 80e6
