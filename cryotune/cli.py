@@ -63,7 +63,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from cryotune.data.synth import write_synthetic
 
-    out = write_synthetic(args.key, Path(args.out), tiles=args.tiles, size=args.size, seed=args.seed)
+    out = write_synthetic(
+        args.key, Path(args.out), tiles=args.tiles, size=args.size, seed=args.seed
+    )
     print(f"wrote synthetic {args.key} to {out}")
     return 0
 
@@ -136,7 +138,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrialConfig(dataset=args.dataset, model=args.model, **overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise UsageError(f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}") from None
+        raise UsageError(
+            f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}"
+        ) from None
     result = train_repeats(config, seeds=args.seeds, out=Path(args.out) if args.out else None)
     print(result.format_table())
     return 0
@@ -185,6 +189,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             data_root=args.data_root,
             weights=args.weights,
             num_cpus=args.num_cpus,
+            tracking_uri=args.tracking_uri,
+            tracking_wait_s=args.tracking_wait,
         )
     )
     for note in outcome.notes:
@@ -201,43 +207,94 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if len(complete) == len(outcome.records) and not outcome.unfinished else 1
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from cryotune.sweep.status import STATUS_HEADERS, status_rows, sweep_status
-    from cryotune.sweep.workspace import SweepWorkspace, list_sweeps
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    from cryotune.tracking.server import run_ui, ui_server
 
-    sweeps = (
-        [SweepWorkspace.at(args.workspace, args.name)] if args.name else list_sweeps(args.workspace)
-    )
-    if not sweeps:
-        raise UsageError(f"no sweeps in {args.workspace or './cryotune-runs'} (see --workspace)")
-    statuses = [sweep_status(s) for s in sweeps]
+    def ready(server) -> None:
+        print(f"MLflow UI: {server.url} (store {server.backend_uri}); Ctrl-C stops it", flush=True)
+
+    return run_ui(ui_server(args.workspace, args.tracking_uri, args.port), ready)
+
+
+def _query(args: argparse.Namespace):
+    from cryotune.query.service import open_query
+
+    return open_query(args.workspace, args.tracking_uri)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cryotune.sweep.status import STATUS_HEADERS, status_rows
+
+    query = _query(args)
+    details = [query.sweep(args.name)] if args.name else query.sweep_details()
+    if not details:
+        raise UsageError(f"no sweeps in {query.source.where} (see --workspace, --tracking-uri)")
     if args.json:
-        print(json.dumps(statuses, indent=2))
+        print(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
         return 0
-    for status in statuses:
-        print(f"{status['name']}: {status['state']} ({status['dir']})")
-        print(format_table(STATUS_HEADERS, status_rows(status["pairs"])))
+    for detail in details:
+        hint = " (continue with --resume)" if detail.state == "interrupted" else ""
+        print(f"{detail.name}: {detail.state}{hint} ({detail.location})")
+        print(format_table(STATUS_HEADERS, status_rows([p.model_dump() for p in detail.pairs])))
     return 0
 
 
 def cmd_best(args: argparse.Namespace) -> int:
     from cryotune.data.datasets import get_dataset
-    from cryotune.sweep.records import RECORD_HEADERS, best_per_model, read_records, record_rows
+    from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
     get_dataset(args.dataset)
-    records = best_per_model(read_records(args.workspace, args.dataset, args.model))
-    if not records:
-        which = f"{args.dataset}/{args.model}" if args.model else args.dataset
-        raise UsageError(
-            f"no finished sweep of {which} in {args.workspace or './cryotune-runs'}; "
-            "run `cryotune sweep` first or pass --workspace"
-        )
+    query = _query(args)
+    if args.model is None:
+        records = [r.model_dump(mode="json") for r in query.best_records(args.dataset)]
+    else:
+        records = [query.best(args.dataset, args.model).model_dump(mode="json")]
     if args.json:
         print(json.dumps(records if args.model is None else records[0], indent=2))
         return 0
     print(format_table(RECORD_HEADERS, record_rows(records)))
     print(f"best: {records[0]['repeat_command']}")
     return 0
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0..65535, got {value}")
+    return number
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+    import os
+
+    import uvicorn
+
+    from cryotune.api import create_app
+
+    token = os.environ.get("CRYOTUNE_API_TOKEN") or None
+    query = _query(args)
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and token is None:
+        print(
+            f"cryotune: warning: serving {args.host} without a token: anyone who reaches this "
+            "port reads the sweeps; set CRYOTUNE_API_TOKEN",
+            file=sys.stderr,
+        )
+    print(
+        f"serving {query.source.where} on http://{args.host}:{args.port} (docs: /docs)", flush=True
+    )
+    uvicorn.run(create_app(query, token), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _add_source_flags(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--workspace", help="folder of the sweeps (default ./cryotune-runs)")
+    source.add_argument("--tracking-uri", help="read an MLflow tracking store instead")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,20 +364,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-root", action="append", help="DIR holding KEY/ folders, or KEY=DIR (repeatable)"
     )
     p.add_argument("--weights", help="'random' or a checkpoint folder; else $CRYOTUNE_WEIGHTS")
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow store: http://HOST:PORT or sqlite:///PATH; else $MLFLOW_TRACKING_URI, "
+        "else WORKSPACE/mlflow.db",
+    )
+    p.add_argument(
+        "--tracking-wait",
+        type=_non_negative,
+        metavar="SECONDS",
+        help="at the end, how long to wait for an unreachable tracking server (default 60)",
+    )
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("mlflow", help="the MLflow UI over a workspace's runs, on 127.0.0.1")
+    p.add_argument("--port", type=int, default=5000, help="default 5000")
+    p.add_argument("--workspace", help="folder of the sweeps (default ./cryotune-runs)")
+    p.add_argument("--tracking-uri", help="serve this sqlite:/// or database store instead")
+    p.set_defaults(func=cmd_mlflow)
 
     p = sub.add_parser("status", help="progress of the sweeps in a workspace")
     p.add_argument("name", nargs="?", help="one sweep (default: all)")
-    p.add_argument("--workspace")
+    _add_source_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("best", help="best config found for a dataset, per model")
     p.add_argument("dataset")
     p.add_argument("--model")
-    p.add_argument("--workspace")
+    _add_source_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser("serve", help="read-only HTTP API over the sweeps and best configs")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    _add_source_flags(p)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -31,3 +31,13 @@ class DataError(CryotuneError):
 
 class WeightsError(CryotuneError):
     """A checkpoint that is missing or does not match the architecture."""
+
+
+class NotFoundError(UsageError):
+    """A sweep, dataset or model with nothing recorded under that name; lists what exists."""
+
+    def __init__(self, kind: str, name: str, existing: Iterable[str], where: str = ""):
+        self.kind, self.name, self.existing = kind, name, sorted(set(existing))
+        listing = ", ".join(self.existing) if self.existing else "none yet"
+        place = f" in {where}" if where else ""
+        super().__init__(f"no {kind} '{name}'{place}; {kind}s there: {listing}")

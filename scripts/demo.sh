@@ -12,3 +12,6 @@ rm -rf "$out/runs"
 $bin/cryotune sweep glid caffe --config sweeps/smoke.yaml --data-root "$out/data" --workspace "$out/runs"
 $bin/cryotune best glid --workspace "$out/runs"
 $bin/cryotune best caffe --workspace "$out/runs"
+echo
+echo "Watch the runs: $bin/cryotune mlflow --workspace $out/runs   (MLflow UI on 127.0.0.1:5000)"
+echo "Query them:     $bin/cryotune serve --workspace $out/runs    (API on 127.0.0.1:8000/docs)"

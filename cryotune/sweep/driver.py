@@ -17,6 +17,10 @@ searcher from its last snapshot (taken every couple of seconds), the searcher re
 with the studies, the scheduler rebuilds ASHA's rungs from the studies, unfinished trials continue
 from their last epoch's checkpoint in the workspace, and trials that had finished replay their
 stored result instead of training again.
+
+MLflow (``cryotune.tracking``): the tracking store is checked before anything is created or
+computed; the sweep's runs are opened before the cluster starts and closed after it, and
+``--resume`` first delivers whatever an earlier session could not log.
 """
 
 from __future__ import annotations
@@ -35,6 +39,13 @@ from cryotune.sweep.records import PairRecorder
 from cryotune.sweep.resources import TrialFootprint, detect_gpu_memory_gb, gpu_share
 from cryotune.sweep.spec import SweepSpec, load_spec, with_overrides
 from cryotune.sweep.workspace import SweepWorkspace
+from cryotune.tracking.sweep import DEFAULT_WAIT_S, SweepTracker
+from cryotune.tracking.uri import (
+    CLIENT_ENVIRONMENT,
+    check_reachable,
+    client_environment,
+    resolve_tracking_uri,
+)
 
 DRIVER_ENVIRONMENT = {
     # Tune's experiment snapshot period: short, so a killed driver loses at most seconds.
@@ -64,6 +75,8 @@ class SweepRequest:
     data_root: list[str] | None = None
     weights: str | None = None
     num_cpus: int | None = None
+    tracking_uri: str | None = None
+    tracking_wait_s: float | None = None
 
 
 @dataclass
@@ -99,8 +112,12 @@ def default_name(spec: SweepSpec, datasets: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None, num_cpus: int | None):
-    """An embedded single-machine cluster, or a connection to ``address`` (``auto``, ``ray://``)."""
+def ray_cluster(address: str | None, num_cpus: int | None, env: dict[str, str] | None = None):
+    """An embedded single-machine cluster, or a connection to ``address`` (``auto``, ``ray://``).
+
+    Workers of an embedded cluster inherit the driver's environment; those of a joined cluster
+    get ``env`` through the job's runtime environment.
+    """
     import ray
 
     if ray.is_initialized():
@@ -110,7 +127,7 @@ def ray_cluster(address: str | None, num_cpus: int | None):
     if address is None:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
     else:
-        ray.init(address=address, **common)
+        ray.init(address=address, runtime_env={"env_vars": env or {}}, **common)
     try:
         yield
     finally:
@@ -186,7 +203,13 @@ def _make_trainable(resources: PairResources):
     return tune.with_resources(cryotune_trial, resources)
 
 
-def _build_tuner(plan: SweepPlan, workspace: SweepWorkspace, trainable, resume: bool):
+def _build_tuner(
+    plan: SweepPlan,
+    workspace: SweepWorkspace,
+    trainable,
+    resume: bool,
+    tracker: SweepTracker | None = None,
+):
     from ray import tune
 
     from cryotune.sweep.progress import SweepProgress
@@ -202,6 +225,7 @@ def _build_tuner(plan: SweepPlan, workspace: SweepWorkspace, trainable, resume: 
         keep_checkpoints=spec.keep_checkpoints,
         git_commit=git_commit(),
         cryotune_version=cryotune.__version__,
+        tracker=tracker,
     )
     searcher = PairSearch(plan, storage_url, str(workspace.trials_dir), recorder)
     if resume:
@@ -265,6 +289,16 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
         )
     if request.resume and not workspace.exists():
         raise UsageError(f"--resume: no sweep '{name}' in {workspace.root} to continue")
+    started = workspace.read_plan() if request.resume else {}
+    tracking_uri = resolve_tracking_uri(
+        request.tracking_uri, workspace.root, started.get("tracking_uri")
+    )
+    if started.get("tracking_uri") and tracking_uri != started["tracking_uri"]:
+        raise UsageError(
+            f"--resume: sweep '{name}' logs to the MLflow store {started['tracking_uri']}, not "
+            f"{tracking_uri}; resume it without --tracking-uri / $MLFLOW_TRACKING_URI or with "
+            "that URI (its runs stay in one store), or give another --name"
+        )
     plan = plan_sweep(
         spec,
         name,
@@ -273,9 +307,11 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
         data_root=request.data_root,
         weights=request.weights,
         cache_dir=str(workspace.cache_dir),
+        tracking_uri=tracking_uri,
     )
+    check_reachable(tracking_uri)
     if request.resume:
-        differences = identity_differences(workspace.read_plan(), plan.identity())
+        differences = identity_differences(started, plan.identity())
         if differences:
             raise UsageError(
                 f"--resume: sweep '{name}' was started with different settings "
@@ -295,13 +331,19 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
     plan, workspace = prepare(request)
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
     done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
+    for key, value in {**DRIVER_ENVIRONMENT, **CLIENT_ENVIRONMENT}.items():
+        os.environ.setdefault(key, value)
     if not done:
         workspace.claim_driver()
-        for key, value in DRIVER_ENVIRONMENT.items():
-            os.environ.setdefault(key, value)
+    try:
+        tracker = SweepTracker.open(plan, workspace, plan.tracking_uri, resume=request.resume)
+    except BaseException:
+        workspace.release_driver()
+        raise
+    if not done:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            with ray_cluster(request.address, request.num_cpus):
+            with ray_cluster(request.address, request.num_cpus, client_environment()):
                 import ray
                 from ray import tune
 
@@ -319,11 +361,13 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
                         restart_errored=False,
                     )
                 else:
-                    tuner = _build_tuner(plan, workspace, trainable, request.resume)
+                    tuner = _build_tuner(plan, workspace, trainable, request.resume, tracker)
                 tuner.fit()
+        except BaseException:
+            tracker.close("interrupted", wait_s=0)
+            raise
         finally:
             workspace.release_driver()
-    records = _read_records(plan, workspace)
     unfinished = [
         p.key for p in plan.pairs if not workspace.record_path(p.dataset, p.model).exists()
     ]
@@ -331,6 +375,12 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
         notes.append(
             f"interrupted: {', '.join(unfinished)} not finished; repeat the command with --resume"
         )
+    wait_s = DEFAULT_WAIT_S if request.tracking_wait_s is None else request.tracking_wait_s
+    notes.append(tracker.where())
+    notes += tracker.close(
+        "interrupted" if unfinished else "finished", wait_s=0 if unfinished else wait_s
+    )
+    records = _read_records(plan, workspace)
     return SweepOutcome(
         name=plan.name,
         dir=workspace.dir,

@@ -64,12 +64,14 @@ class SweepPlan:
     skipped: tuple[str, ...]
     weights: str | None
     data_roots: dict[str, str]
+    tracking_uri: str | None = None
 
     def pair(self, key: str) -> PairPlan:
         return next(p for p in self.pairs if p.key == key)
 
     def identity(self) -> dict:
-        """What must match for ``--resume`` to continue this sweep."""
+        """What must match for ``--resume`` to continue this sweep (the tracking URI is checked
+        apart, with its own message: see ``cryotune.sweep.driver.prepare``)."""
         return {
             "datasets": list(self.datasets),
             "pairs": [p.key for p in self.pairs],
@@ -84,6 +86,7 @@ class SweepPlan:
             **self.identity(),
             "skipped": list(self.skipped),
             "pair_plans": [p.to_dict() for p in self.pairs],
+            "tracking_uri": self.tracking_uri,
             "cryotune_version": cryotune.__version__,
             "git_commit": git_commit(),
         }
@@ -228,6 +231,7 @@ def plan_sweep(
     data_root: list[str] | None = None,
     weights: str | None = None,
     cache_dir: str | None = None,
+    tracking_uri: str | None = None,
 ) -> SweepPlan:
     """Resolve a spec and command-line choices into pairs, checking names, data and weights."""
     from cryotune.data.datasets import get_dataset
@@ -265,4 +269,5 @@ def plan_sweep(
         skipped=tuple(skipped),
         weights=weights,
         data_roots=roots,
+        tracking_uri=tracking_uri,
     )

@@ -3,8 +3,8 @@
 A record is JSON in the workspace (``NAME/records/DATASET__MODEL.json``), written once when the
 pair ends: the resolved TrialConfig of the best COMPLETE trial, the search space, its validation
 and test metrics, seeds, data fingerprints, weights hash, cryotune version and commit, the Tune
-trial id and study trial number, counts and time. ``cryotune status`` and ``cryotune best`` read
-them back; the tracking layer may copy them to MLflow.
+trial id and study trial number, the MLflow run ids (``cryotune.tracking``), counts and time.
+``cryotune status`` and ``cryotune best`` read them back; the pair's MLflow run holds a copy.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
 from cryotune.sweep.keys import ERROR, ORPHANED, RESULT, TUNE_TRIAL_ID
 from cryotune.sweep.workspace import SweepWorkspace, list_sweeps, write_json_atomic
+
+if TYPE_CHECKING:
+    from cryotune.tracking.sweep import SweepTracker
 
 RECORD_SCHEMA = 1
 
@@ -61,7 +65,8 @@ def repeat_command(config: dict) -> tuple[str, list[str]]:
 
 @dataclass(frozen=True)
 class PairRecorder:
-    """Writes a pair's record when it ends and prunes checkpoints the spec does not keep."""
+    """Writes a pair's record when it ends and prunes checkpoints the spec does not keep; with a
+    ``tracker``, keeps the pair's MLflow runs in step (trial outcomes, record, plots)."""
 
     workspace: SweepWorkspace
     storage_url: str
@@ -69,13 +74,30 @@ class PairRecorder:
     keep_checkpoints: str
     git_commit: str | None
     cryotune_version: str
+    tracker: SweepTracker | None = None
 
     def finish(self, pair, study: optuna.Study, seconds: float) -> dict:
         record = build_record(self, pair, study, seconds)
+        if self.tracker is not None:
+            self.tracker.deliver_pair_trials(study)
+            record["ids"].update(self.tracker.record_ids(pair.key, record))
+            record["tracking_uri"] = self.tracker.uri
         write_json_atomic(self.workspace.record_path(pair.dataset, pair.model), record)
         if self.keep_checkpoints == "best":
             self._prune(study, record["ids"]["tune_trial_id"])
+        if self.tracker is not None:
+            self.tracker.pair_finished(pair, study, record)
         return record
+
+    def trial_context(self, pair) -> dict | None:
+        """What a trial of ``pair`` needs to log its own MLflow run (None: nothing tracked)."""
+        return None if self.tracker is None else self.tracker.trial_context(pair)
+
+    def trial_tracked(
+        self, pair, trial_id: str, study_trial: int | None, state: TrialState, study
+    ) -> None:
+        if self.tracker is not None:
+            self.tracker.trial_ended(pair, trial_id, study_trial, state, study)
 
     def trial_ended(self, trial_id: str, state: TrialState) -> None:
         """A trial that ended never resumes: drop its ``last.pt``, and ``best.pt`` unless it may
@@ -140,7 +162,9 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
             "trials": round(sum(_trial_seconds(t) for t in trials), 3),
         },
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tracking_uri": None,
     }
+    no_run = {"mlflow_run_id": None, "mlflow_pair_run_id": None, "mlflow_experiment_id": None}
     if not complete:
         errors = [t.user_attrs[ERROR] for t in trials if ERROR in t.user_attrs]
         return {
@@ -148,7 +172,7 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
             "status": "no_complete_trial",
             "best": None,
             "errors": errors[-3:],
-            "ids": {"tune_trial_id": None, "optuna_trial_number": None, "mlflow_run_id": None},
+            "ids": {"tune_trial_id": None, "optuna_trial_number": None, **no_run},
         }
     best = max(complete, key=lambda t: t.value)
     result = best.user_attrs[RESULT]
@@ -187,7 +211,7 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
         "ids": {
             "tune_trial_id": trial_id,
             "optuna_trial_number": best.number,
-            "mlflow_run_id": None,
+            **no_run,
         },
         "trial_seconds": result.get("seconds"),
         "checkpoint": str(checkpoint) if checkpoint is not None and checkpoint.exists() else None,

@@ -22,6 +22,7 @@ from ray.tune.search import Searcher
 from cryotune.sweep.records import PairRecorder
 from cryotune.sweep.study import SamplerRecipe, StudySearch
 from cryotune.sweep.trainable import ERROR_FILE
+from cryotune.tracking.trial import TRACKING_KEY
 
 
 @dataclass(frozen=True)
@@ -124,13 +125,17 @@ class PairSearch(Searcher):
         self._pair_of[trial_id] = key
         self._running.add(trial_id)
         self._clock.setdefault(key, time.monotonic())
-        return {
+        config = {
             "pair": key,
             "study_trial": search.trial_number(trial_id),
             "params": suggested,
             "trial": pair.trial_config(suggested).model_dump(mode="json"),
             "trials_dir": self._trials_dir,
         }
+        tracking = self._recorder.trial_context(pair)
+        if tracking is not None:
+            config[TRACKING_KEY] = tracking
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         key = self._pair_of.get(trial_id)
@@ -151,6 +156,9 @@ class PairSearch(Searcher):
         state = search.on_trial_complete(trial_id, result=result, error=error)
         if state is not None:
             self._recorder.trial_ended(trial_id, state)
+            self._recorder.trial_tracked(
+                self._pairs[key], trial_id, search.trial_number(trial_id), state, search.study
+            )
         self._running.discard(trial_id)
         self._maybe_finish(key)
 

@@ -1,4 +1,5 @@
-"""Where each pair of a sweep stands, read from its study and records (no driver needed)."""
+"""Where a pair of a sweep stands, summarised from its study: the counts the live progress
+display and the query layer (``cryotune.query``) show."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import optuna
 from optuna.trial import TrialState
 
 from cryotune.sweep.keys import ORPHANED
-from cryotune.sweep.workspace import SweepWorkspace
 
 
 @dataclass(frozen=True)
@@ -67,45 +67,6 @@ def summarize_study(
     )
 
 
-def sweep_status(workspace: SweepWorkspace) -> dict:
-    """The plan's pairs with their counts, plus whether a driver is running the sweep now."""
-    plan = workspace.read_plan()
-    owner = workspace.driver_owner()
-    pairs = []
-    url = workspace.storage_url(plan["spec"].get("optuna_storage"))
-    in_workspace = url == workspace.optuna_url
-    storage = (
-        optuna.storages.RDBStorage(url)
-        if not in_workspace or workspace.optuna_file.exists()
-        else None
-    )
-    names = set(optuna.get_all_study_names(storage)) if storage is not None else set()
-    for pair in plan["pair_plans"]:
-        study = (
-            optuna.load_study(study_name=pair["study_name"], storage=storage)
-            if pair["study_name"] in names
-            else None
-        )
-        finished = workspace.record_path(pair["dataset"], pair["model"]).exists()
-        pairs.append(
-            summarize_study(study, pair["key"], pair["study_name"], pair["trials"], finished)
-        )
-    return {
-        "name": workspace.name,
-        "dir": str(workspace.dir),
-        "optuna_storage": url,
-        "driver": owner,
-        "state": _state(pairs, owner),
-        "pairs": [p.to_dict() for p in pairs],
-    }
-
-
-def _state(pairs: list[PairStatus], owner: dict | None) -> str:
-    if all(p.finished for p in pairs):
-        return "finished"
-    return "running" if owner is not None else "interrupted (continue with --resume)"
-
-
 def format_elapsed(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -115,7 +76,7 @@ def status_rows(pairs: list[dict]) -> list[tuple]:
     return [
         (
             p["key"],
-            f"{p['done']}/{p['budget']}",
+            f"{p['done']}/{'?' if p['budget'] is None else p['budget']}",
             p["complete"],
             p["pruned"],
             p["failed"],

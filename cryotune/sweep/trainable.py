@@ -98,6 +98,7 @@ def sweep_trial(config: dict) -> None:
     from ray import tune
 
     from cryotune.config import TrialConfig
+    from cryotune.tracking.trial import TrialTracker
     from cryotune.train.trainer import run_trial
 
     _release_memory()  # what a trial stopped earlier on this reused actor still held
@@ -105,14 +106,22 @@ def sweep_trial(config: dict) -> None:
     trial_dir = Path(config["trials_dir"]) / trial_id
     trial_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(trial_dir):
+        tracker = TrialTracker.of(config, trial_dir, trial_id)
         if _replay(trial_dir, tune.report):
+            if tracker is not None:
+                tracker.deliver(force=True)
             return
-        payload = _train(TrialConfig(**config["trial"]), trial_dir, tune.report, run_trial)
+        trial_config = TrialConfig(**config["trial"])
+        payload = _train(trial_config, trial_dir, tune.report, run_trial, tracker)
     tune.report(final_metrics(payload))
 
 
-def _train(trial_config, trial_dir: Path, report, run_trial) -> dict:
-    """Run (or continue) the trial in its folder; returns the TrialResult as a dict."""
+def _train(trial_config, trial_dir: Path, report, run_trial, tracker=None) -> dict:
+    """Run (or continue) the trial in its folder; returns the TrialResult as a dict.
+
+    With a ``tracker`` (``TrialTracker``) the trial's MLflow run gets its params, every epoch's
+    metrics and its end, each spooled before Tune hears of it.
+    """
     progress_file = trial_dir / "epochs.jsonl"
     best = float("-inf")
     if progress_file.exists():
@@ -122,15 +131,32 @@ def _train(trial_config, trial_dir: Path, report, run_trial) -> dict:
     def on_epoch(epoch) -> None:
         nonlocal best
         best = max(best, epoch.val_miou)
+        values = epoch.to_dict()
+        if tracker is not None:
+            tracker.epoch(values)
         with progress_file.open("a") as f:
             f.write(json.dumps({"epoch": epoch.epoch, "val_miou": epoch.val_miou}) + "\n")
-        report(epoch_metrics(epoch.to_dict(), best))
+        report(epoch_metrics(values, best))
 
+    def on_start(info: dict) -> None:
+        if tracker is not None:
+            tracker.model_built(trial_config, info)
+
+    if tracker is not None:
+        tracker.start(trial_config)
     try:
-        result = run_trial(trial_config, on_epoch=on_epoch, checkpoint_dir=trial_dir, resume=True)
+        result = run_trial(
+            trial_config,
+            on_epoch=on_epoch,
+            checkpoint_dir=trial_dir,
+            resume=True,
+            on_start=on_start,
+        )
     except Exception:
         with (trial_dir / ERROR_FILE).open("a") as f:
             f.write(traceback.format_exc() + "\n")
+        if tracker is not None:
+            tracker.failed()
         raise
     finally:
         _release_memory()
@@ -138,4 +164,6 @@ def _train(trial_config, trial_dir: Path, report, run_trial) -> dict:
     tmp = trial_dir / f".{RESULT_FILE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, trial_dir / RESULT_FILE)
+    if tracker is not None:
+        tracker.finished(payload)
     return payload

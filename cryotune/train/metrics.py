@@ -57,7 +57,8 @@ class ConfusionMatrix:
         self.matrix += other.matrix.to(self.matrix.device)
 
     def compute(self) -> dict:
-        """Metrics in percent: miou, mf1, accuracy, and per class iou, f1, precision, recall."""
+        """Metrics in percent: miou, mf1, accuracy, and per class iou, f1, precision, recall;
+        ``confusion`` is the pixel count matrix itself, as lists indexed [target][prediction]."""
         m = self.matrix.double().cpu()
         tp = m.diag()
         per_target = m.sum(dim=1)
@@ -80,4 +81,5 @@ class ConfusionMatrix:
             "precision": precision.tolist(),
             "recall": recall.tolist(),
             "pixels": int(total),
+            "confusion": self.matrix.cpu().tolist(),
         }

@@ -28,6 +28,7 @@ import cryotune
 from cryotune.config import TrialConfig
 from cryotune.errors import CryotuneError, UsageError
 from cryotune.train.metrics import ConfusionMatrix
+from cryotune.train.preview import write_preview
 from cryotune.train.sliding_window import sliding_window_logits
 
 if TYPE_CHECKING:
@@ -314,11 +315,15 @@ def run_trial(
     on_epoch: Callable[[EpochReport], None] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
+    on_start: Callable[[dict], None] | None = None,
 ) -> TrialResult:
     """Train ``config`` for its epochs, validating every ``val_every`` and after the last.
 
     With ``checkpoint_dir``, ``last.pt`` and (on improvement) ``best.pt`` are written atomically
-    after each evaluation, before ``on_epoch``; ``resume`` continues from an existing ``last.pt``.
+    after each evaluation, before ``on_epoch``; ``resume`` continues from an existing ``last.pt``;
+    after the test pass a prediction preview (``preview.npz``) is written there too.
+    ``on_start`` receives the built model's info (trainable parameters, filled bands, ...) before
+    the first epoch.
     """
     started = time.perf_counter()
     runtime = Runtime(select_device(config.device))
@@ -333,6 +338,8 @@ def run_trial(
     best_weights: dict[str, torch.Tensor] | None = None
     if ckpt_dir is not None and resume and (ckpt_dir / LAST).exists():
         state = _load_last(ckpt_dir / LAST, config, trial)
+    if on_start is not None:
+        on_start(dict(trial.built.info))
 
     since_report = time.perf_counter()
     runtime.reset_peak_memory()
@@ -387,6 +394,17 @@ def run_trial(
         test_data = SegmentationData(trial.splits["test"], trial.built.mapping, None, False)
         test_loader = _eval_loader(test_data, runtime)
         test_metrics = evaluate(model, test_loader, spec, trial.window, runtime, max_batch)
+        if ckpt_dir is not None:
+            write_preview(
+                model,
+                trial.val_loader.dataset,
+                trial.built.mapping,
+                spec.classes,
+                trial.window,
+                runtime,
+                ckpt_dir,
+                max_batch,
+            )
 
     info = {
         **trial.built.info,

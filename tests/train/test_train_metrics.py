@@ -121,3 +121,10 @@ def test_merge_adds_counts():
     b.update(torch.tensor([1]), torch.tensor([0]))
     a.merge(b)
     assert a.matrix.tolist() == [[1, 1], [0, 1]]
+
+
+def test_the_confusion_counts_are_indexed_target_then_prediction():
+    # target 0 0 0 1 1 ; pred 0 1 1 1 1, one ignored pixel
+    m = _metrics([[0, 1, 1, 1, 1, 0]], [[0, 0, 0, 1, 1, -1]])
+    assert m["confusion"] == [[1, 2], [0, 2]]
+    assert sum(map(sum, m["confusion"])) == m["pixels"]

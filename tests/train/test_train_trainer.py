@@ -188,3 +188,33 @@ def test_a_diverging_learning_rate_ends_the_trial_with_its_score(config):
     assert result.test_metrics is not None  # the best (only) checkpoint is still tested
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["history"][0]["train_loss"] is None
+
+
+def test_on_start_gets_the_built_model_before_the_first_epoch(config):
+    events = []
+    run_trial(
+        config.model_copy(update={"epochs": 1}),
+        on_start=lambda info: events.append(("start", info)),
+        on_epoch=lambda report: events.append(("epoch", report.epoch)),
+    )
+    (kind, info), *rest = events
+    assert kind == "start" and rest == [("epoch", 1)]
+    assert info["trainable_params"] > 0 and info["filled_bands"] == []
+    assert (info["model"], info["dataset"]) == ("unet", "glid")
+
+
+def test_a_trial_with_a_checkpoint_folder_writes_a_prediction_preview(config, tmp_path):
+    import numpy as np
+
+    result = run_trial(config, checkpoint_dir=tmp_path)
+    preview = np.load(tmp_path / "preview.npz")
+    label, prediction, image = preview["label"], preview["prediction"], preview["image"]
+    assert label.shape == prediction.shape == image.shape[:2]
+    assert image.ndim == 3 and image.shape[2] == 3
+    assert 0 <= image.min() and image.max() <= 1 and image.max() > image.min()
+    assert list(preview["classes"]) == list(get_dataset("glid").classes)
+    assert set(np.unique(prediction)) <= {0, 1}
+    assert result.test_metrics["confusion"] and len(result.best_val_metrics["confusion"]) == 2
+    without = tmp_path / "no-test"
+    run_trial(config.model_copy(update={"evaluate_test": False}), checkpoint_dir=without)
+    assert not (without / "preview.npz").exists()

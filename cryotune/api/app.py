@@ -1,0 +1,166 @@
+"""FastAPI app answering what sweeps are doing and which configs won, read-only.
+
+Every answer comes from one ``Query`` (workspace or MLflow source), so it matches
+``cryotune status`` and ``cryotune best``. Unknown names answer 404 listing what exists, bad
+input 422, and a source that cannot be read 503: client input never yields a 500. With a
+token, /health, /openapi.json and /docs stay open (they hold no sweep data, and the docs page
+needs the schema to offer its "Authorize" button).
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads route signatures at runtime, and the
+# token guard's signature names a closure variable.
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+import cryotune
+from cryotune.api.schemas import Health, Problem
+from cryotune.errors import CryotuneError, NotFoundError
+from cryotune.query.models import (
+    BestRecord,
+    Leaderboard,
+    SweepDetail,
+    SweepState,
+    SweepSummary,
+)
+from cryotune.query.service import Query
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+SweepName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128, description="sweep name")]
+DatasetKey = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=64, description="dataset key, e.g. glid")
+]
+ModelKey = Annotated[
+    str, Path(pattern=NAME_PATTERN, max_length=64, description="model key, e.g. unet")
+]
+
+_NOT_FOUND = {404: {"model": Problem, "description": "unknown name; lists what exists"}}
+_UNAVAILABLE = {503: {"model": Problem, "description": "the source could not be read"}}
+_UNAUTHORIZED = {401: {"model": Problem, "description": "missing or wrong bearer token"}}
+
+
+def create_app(query: Query, token: str | None = None) -> FastAPI:
+    """The API over ``query``; with a ``token`` every route but /health needs
+    ``Authorization: Bearer TOKEN``."""
+    app = FastAPI(
+        title="cryotune",
+        version=cryotune.__version__,
+        description="Sweeps, their progress and the best finetuning configs per dataset.",
+    )
+    guard = _bearer_guard(token) if token else []
+    data = APIRouter(
+        dependencies=guard, responses={**_UNAVAILABLE, **_UNAUTHORIZED} if token else _UNAVAILABLE
+    )
+
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses={422: {"description": "unknown query parameter"}},
+        dependencies=[_known_query()],
+        tags=["service"],
+    )
+    def health() -> Health:
+        return Health(version=cryotune.__version__, source=query.source.kind)
+
+    @data.get(
+        "/sweeps",
+        response_model=list[SweepSummary],
+        dependencies=[_known_query("state")],
+        tags=["sweeps"],
+    )
+    def sweeps(state: SweepState | None = None) -> list[SweepSummary]:
+        """Every sweep: state, datasets, models, trial counts, start and last update."""
+        return query.sweeps(state)
+
+    @data.get(
+        "/sweeps/{name}",
+        response_model=SweepDetail,
+        responses=_NOT_FOUND,
+        dependencies=[_known_query()],
+        tags=["sweeps"],
+    )
+    def sweep(name: SweepName) -> SweepDetail:
+        """One sweep per pair: trial counts by state, best val mIoU so far, best config."""
+        return query.sweep(name)
+
+    @data.get(
+        "/best/{dataset}",
+        response_model=Leaderboard,
+        responses=_NOT_FOUND,
+        dependencies=[_known_query()],
+        tags=["best"],
+    )
+    def leaderboard(dataset: DatasetKey) -> Leaderboard:
+        """Each model's best result on a dataset, with the paper's frozen-encoder mIoU."""
+        return query.leaderboard(dataset)
+
+    @data.get(
+        "/best/{dataset}/{model}",
+        response_model=BestRecord,
+        responses=_NOT_FOUND,
+        dependencies=[_known_query()],
+        tags=["best"],
+    )
+    def best(dataset: DatasetKey, model: ModelKey) -> BestRecord:
+        """The full best-config record, with the `cryotune train` command that repeats it."""
+        return query.best(dataset, model)
+
+    app.include_router(data)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(CryotuneError, _unavailable)
+    return app
+
+
+def _known_query(*names: str):
+    """Refuse query parameters a route does not take: a typo (``?stat=running``) answers 422
+    rather than being ignored."""
+
+    def check(request: Request) -> None:
+        unknown = [key for key in request.query_params if key not in names]
+        if unknown:
+            known = ", ".join(names) if names else "none"
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ("query", key),
+                        "msg": f"unknown query parameter; this route takes: {known}",
+                        "input": request.query_params[key],
+                    }
+                    for key in unknown
+                ]
+            )
+
+    return Depends(check)
+
+
+def _bearer_guard(token: str) -> list:
+    expected = token.encode()
+    scheme = HTTPBearer(auto_error=False, description="the server's CRYOTUNE_API_TOKEN")
+
+    def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+    ) -> None:
+        if credentials is None:
+            raise HTTPException(
+                401, "this server needs Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
+            )
+        if not hmac.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPException(
+                401, "wrong bearer token", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+
+    return [Depends(require_token)]
+
+
+def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+    body = Problem(detail=str(exc), kind=exc.kind, name=exc.name, existing=exc.existing)
+    return JSONResponse(body.model_dump(), status_code=404)
+
+
+def _unavailable(request: Request, exc: CryotuneError) -> JSONResponse:
+    return JSONResponse(Problem(detail=str(exc)).model_dump(), status_code=503)

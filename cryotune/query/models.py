@@ -1,0 +1,139 @@
+"""What the query layer answers: typed summaries of sweeps, pairs, leaderboards and records.
+
+The same models are the HTTP API's response schemas and the JSON of ``cryotune status`` /
+``cryotune best``, so every reader sees one shape whichever source (workspace or MLflow) backs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SweepState = Literal["running", "finished", "interrupted"]
+PairState = Literal["waiting", "running", "finished"]
+
+
+class TrialCounts(BaseModel):
+    """Trials of a pair or sweep by state; ``done`` = complete + pruned + failed."""
+
+    budget: int | None = Field(None, description="trials planned; None where the source lacks it")
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    done: int = 0
+
+    @classmethod
+    def total(cls, counts: list[TrialCounts]) -> TrialCounts:
+        budgets = [c.budget for c in counts]
+        return cls(
+            budget=None if None in budgets else sum(budgets),
+            **{
+                k: sum(getattr(c, k) for c in counts)
+                for k in ("complete", "pruned", "failed", "running", "done")
+            },
+        )
+
+
+class BestSoFar(BaseModel):
+    """The hyper-parameters of a pair's best complete trial so far."""
+
+    lr: float
+    depth: int | None
+    study_trial: int | None = Field(None, description="Optuna trial number")
+
+
+class PairSummary(TrialCounts):
+    """One (dataset, model) pair of a sweep: its trial counts and best result so far."""
+
+    key: str = Field(description="DATASET/MODEL")
+    dataset: str
+    model: str
+    study_name: str
+    state: PairState
+    finished: bool
+    orphaned: int = Field(0, description="trials failed on resume because they never trained")
+    best_val_miou: float | None
+    best_config: BestSoFar | None
+    elapsed_s: float
+    mlflow_run_id: str | None = Field(None, description="the pair's MLflow run")
+
+
+class SweepSummary(BaseModel):
+    name: str
+    state: SweepState
+    datasets: list[str]
+    models: list[str]
+    trials: TrialCounts
+    started_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    location: str = Field(description="the sweep folder, or the MLflow experiment")
+
+
+class SweepDetail(SweepSummary):
+    pairs: list[PairSummary]
+
+
+class BestMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    val_miou: float
+    epoch: int | None = None
+    per_class_iou: list[float] | dict[str, float] | None = None
+    val_metrics: dict[str, Any] | None = None
+    test_metrics: dict[str, Any] | None = None
+
+
+class BestRecord(BaseModel):
+    """The best-config record of a finished pair (``records/DATASET__MODEL.json``), with the
+    ``cryotune train`` command that repeats it and the paper's frozen mIoU for reference."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sweep: str
+    dataset: str
+    model: str
+    status: Literal["complete"]
+    config: dict[str, Any]
+    best: BestMetrics
+    search_space: dict[str, Any]
+    trials: dict[str, int]
+    ids: dict[str, Any]
+    repeat_command: str
+    repeat_command_lacks: list[str] = []
+    paper_frozen_miou: float | None = Field(
+        None, description="the paper's frozen-encoder mIoU of this model on this dataset"
+    )
+
+    @property
+    def val_miou(self) -> float:
+        return self.best.val_miou
+
+    @property
+    def test_miou(self) -> float | None:
+        return (self.best.test_metrics or {}).get("miou")
+
+
+class LeaderboardEntry(BaseModel):
+    model: str
+    sweep: str
+    val_miou: float
+    test_miou: float | None
+    lr: float
+    depth: int | None
+    num_blocks: int | None
+    config: dict[str, Any]
+    trials: dict[str, int]
+    mlflow_run_id: str | None = Field(None, description="the best trial's MLflow run")
+    paper_frozen_miou: float | None
+    repeat_command: str
+
+
+class Leaderboard(BaseModel):
+    """Each model's best record on a dataset over every sweep, best validation mIoU first."""
+
+    dataset: str
+    entries: list[LeaderboardEntry]
+    paper_reference: str

@@ -1,0 +1,124 @@
+"""The one query layer behind ``cryotune status``, ``cryotune best`` and the HTTP API.
+
+A ``Query`` asks a source (a workspace folder, or an MLflow tracking store alone) for sweeps and
+best-config records and shapes them into the typed answers of ``cryotune.query.models``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from cryotune.errors import DataError, NotFoundError, UsageError
+from cryotune.query.models import (
+    BestRecord,
+    Leaderboard,
+    LeaderboardEntry,
+    SweepDetail,
+    SweepState,
+    SweepSummary,
+)
+from cryotune.reference import PAPER_SOURCE, paper_frozen_miou
+
+
+class Source(Protocol):
+    kind: Literal["workspace", "mlflow"]
+
+    @property
+    def where(self) -> str: ...
+
+    def sweep_names(self) -> list[str]: ...
+
+    def sweeps(self) -> list[SweepDetail]: ...
+
+    def sweep(self, name: str) -> SweepDetail: ...
+
+    def records(self, dataset: str | None = None) -> list[dict]: ...
+
+
+class Query:
+    def __init__(self, source: Source):
+        self.source = source
+
+    def sweeps(self, state: SweepState | None = None) -> list[SweepSummary]:
+        return [
+            SweepSummary(**d.model_dump(exclude={"pairs"}))
+            for d in self.source.sweeps()
+            if state is None or d.state == state
+        ]
+
+    def sweep_details(self) -> list[SweepDetail]:
+        return self.source.sweeps()
+
+    def sweep(self, name: str) -> SweepDetail:
+        return self.source.sweep(name)
+
+    def best_records(self, dataset: str) -> list[BestRecord]:
+        """Each model's best complete record on a dataset over every sweep, best first."""
+        best: dict[str, BestRecord] = {}
+        for raw in self.source.records(dataset):
+            if raw.get("status") != "complete":
+                continue
+            record = _record(raw)
+            current = best.get(record.model)
+            if current is None or record.val_miou > current.val_miou:
+                best[record.model] = record
+        if not best:
+            with_results = {r["dataset"] for r in self.source.records() if "dataset" in r}
+            raise NotFoundError("dataset", dataset, with_results, self.source.where)
+        return sorted(best.values(), key=lambda r: -r.val_miou)
+
+    def best(self, dataset: str, model: str) -> BestRecord:
+        records = {r.model: r for r in self.best_records(dataset)}
+        if model not in records:
+            raise NotFoundError("model", model, records, f"the {dataset} results")
+        return records[model]
+
+    def leaderboard(self, dataset: str) -> Leaderboard:
+        return Leaderboard(
+            dataset=dataset,
+            entries=[_entry(r) for r in self.best_records(dataset)],
+            paper_reference=PAPER_SOURCE,
+        )
+
+
+def _record(raw: dict) -> BestRecord:
+    where = raw.get("record_file") or f"{raw.get('dataset')}/{raw.get('model')} record"
+    try:
+        return BestRecord.model_validate(
+            {**raw, "paper_frozen_miou": paper_frozen_miou(raw["dataset"], raw["model"])}
+        )
+    except (KeyError, ValidationError) as exc:
+        raise DataError(f"{where}: not a best-config record ({exc})") from None
+
+
+def _entry(record: BestRecord) -> LeaderboardEntry:
+    return LeaderboardEntry(
+        model=record.model,
+        sweep=record.sweep,
+        val_miou=record.val_miou,
+        test_miou=record.test_miou,
+        lr=record.config["lr"],
+        depth=record.config.get("depth"),
+        num_blocks=record.search_space.get("num_blocks"),
+        config=record.config,
+        trials=record.trials,
+        mlflow_run_id=record.ids.get("mlflow_run_id"),
+        paper_frozen_miou=record.paper_frozen_miou,
+        repeat_command=record.repeat_command,
+    )
+
+
+def open_query(workspace: str | Path | None = None, tracking_uri: str | None = None) -> Query:
+    """A query over a workspace (default ./cryotune-runs) or, given only a URI, an MLflow store."""
+    if workspace is not None and tracking_uri is not None:
+        raise UsageError("give --workspace or --tracking-uri, not both")
+    if tracking_uri is not None:
+        from cryotune.query.mlflow_store import MlflowSource
+
+        return Query(MlflowSource(tracking_uri))
+    from cryotune.query.workspace import WorkspaceSource
+
+    return Query(WorkspaceSource(workspace))

@@ -1,0 +1,171 @@
+"""Query source over a workspace folder: sweep plans, Optuna studies and best-config records.
+
+Reads only what a sweep writes as it goes (the studies are updated by every trial), so it answers
+while a sweep is running, from any process, without the driver.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from cryotune.errors import DataError, NotFoundError
+from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
+from cryotune.sweep.keys import ORPHANED, RESULT
+from cryotune.sweep.records import read_records
+from cryotune.sweep.status import summarize_study
+from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
+
+
+class WorkspaceSource:
+    """Every sweep under one workspace root (``--workspace``, default ./cryotune-runs)."""
+
+    kind = "workspace"
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root if root is not None else DEFAULT_WORKSPACE).expanduser().resolve()
+        self._storages: dict[str, optuna.storages.RDBStorage] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"workspace {self.root}"
+
+    def sweep_names(self) -> list[str]:
+        return [w.name for w in list_sweeps(self.root)]
+
+    def sweeps(self) -> list[SweepDetail]:
+        return [self._detail(w) for w in list_sweeps(self.root)]
+
+    def sweep(self, name: str) -> SweepDetail:
+        workspaces = {w.name: w for w in list_sweeps(self.root)}
+        if name not in workspaces:
+            raise NotFoundError("sweep", name, workspaces, self.where)
+        return self._detail(workspaces[name])
+
+    def records(self, dataset: str | None = None) -> list[dict]:
+        try:
+            return read_records(self.root, dataset)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"a record in {self.root} is not valid JSON: {exc}") from None
+
+    def _storage(self, url: str) -> optuna.storages.RDBStorage:
+        with self._lock:
+            if url not in self._storages:
+                self._storages[url] = optuna.storages.RDBStorage(url)
+            return self._storages[url]
+
+    def _studies(self, workspace: SweepWorkspace, url: str) -> dict[str, optuna.Study]:
+        """The sweep's studies that exist yet (none before the study database is made)."""
+        if url == workspace.optuna_url and not workspace.optuna_file.exists():
+            return {}
+        storage = self._storage(url)
+        names = set(optuna.get_all_study_names(storage))
+        prefix = f"{workspace.name}/"
+        return {
+            name: optuna.load_study(study_name=name, storage=storage)
+            for name in names
+            if name.startswith(prefix)
+        }
+
+    def _detail(self, workspace: SweepWorkspace) -> SweepDetail:
+        plan = workspace.read_plan()
+        url = workspace.storage_url(plan["spec"].get("optuna_storage"))
+        studies = self._studies(workspace, url)
+        driver = workspace.driver_owner()
+        records = {
+            pair["key"]: workspace.record_path(pair["dataset"], pair["model"])
+            for pair in plan["pair_plans"]
+        }
+        pairs = []
+        times = [_mtime(workspace.plan_file)]
+        for pair in plan["pair_plans"]:
+            study = studies.get(pair["study_name"])
+            trials = _live_trials(study)
+            times += [t for trial in trials for t in _trial_times(trial)]
+            record = _read_record(records[pair["key"]])
+            if record is not None:
+                times.append(_mtime(records[pair["key"]]))
+            pairs.append(_pair(pair, study, trials, record, driver is not None))
+        finished = all(p.finished for p in pairs)
+        state = "finished" if finished else "running" if driver is not None else "interrupted"
+        return SweepDetail(
+            name=workspace.name,
+            state=state,
+            datasets=list(plan["datasets"]),
+            models=list(dict.fromkeys(p["model"] for p in plan["pair_plans"])),
+            trials=TrialCounts.total(pairs),
+            started_at=min(times),
+            updated_at=max(times),
+            location=str(workspace.dir),
+            pairs=pairs,
+        )
+
+
+def _live_trials(study: optuna.Study | None) -> list[FrozenTrial]:
+    if study is None:
+        return []
+    orphaned = set(study.user_attrs.get(ORPHANED, []))
+    return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
+
+
+def _pair(
+    pair: dict, study: optuna.Study | None, trials: list[FrozenTrial], record, live: bool
+) -> PairSummary:
+    finished = record is not None
+    status = summarize_study(study, pair["key"], pair["study_name"], pair["trials"], finished)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    state = "finished" if finished else "running" if live and status.running else "waiting"
+    return PairSummary(
+        key=pair["key"],
+        dataset=pair["dataset"],
+        model=pair["model"],
+        study_name=pair["study_name"],
+        state=state,
+        finished=finished,
+        budget=pair["trials"],
+        complete=status.complete,
+        pruned=status.pruned,
+        failed=status.failed,
+        running=status.running,
+        done=status.done,
+        orphaned=status.orphaned,
+        best_val_miou=status.best_val_miou,
+        best_config=_best_so_far(best) if best is not None else None,
+        elapsed_s=status.elapsed_s,
+        mlflow_run_id=((record or {}).get("ids") or {}).get("mlflow_pair_run_id"),
+    )
+
+
+def _best_so_far(trial: FrozenTrial) -> BestSoFar:
+    config = (trial.user_attrs.get(RESULT) or {}).get("config") or {}
+    return BestSoFar(
+        lr=config.get("lr", trial.params.get("lr")),
+        depth=config.get("depth", trial.params.get("depth")),
+        study_trial=trial.number,
+    )
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+
+
+def _trial_times(trial: FrozenTrial) -> list[dt.datetime]:
+    """Optuna stores naive local times; make them aware so every source compares alike."""
+    stamps = (trial.datetime_start, trial.datetime_complete)
+    return [t.astimezone(dt.timezone.utc) for t in stamps if t is not None]

@@ -1,0 +1,71 @@
+"""The names a sweep writes into MLflow, shared by the tracking layer and its readers.
+
+How a sweep appears in MLflow: one experiment per sweep (experiment tag ``cryotune.sweep``), a
+sweep run, one child run per (dataset, model) pair, one grandchild run per trial; the levels and
+their keys are these tags. Kept free of imports so readers need neither MLflow nor torch.
+"""
+
+TAG_LEVEL = "cryotune.level"
+"""``sweep`` | ``pair`` | ``trial``."""
+TAG_SWEEP = "cryotune.sweep"
+"""The sweep name (also the experiment name and an experiment tag)."""
+TAG_DATASET = "cryotune.dataset"
+TAG_MODEL = "cryotune.model"
+TAG_PAIR = "cryotune.pair"
+"""``DATASET/MODEL``."""
+TAG_TRIAL_ID = "cryotune.trial_id"
+"""The Tune trial id, which is also the trial's folder name in the workspace."""
+TAG_STUDY_TRIAL = "cryotune.study_trial"
+"""The Optuna trial number in the pair's study."""
+TAG_STATUS = "cryotune.status"
+"""Trial: ``running`` | ``completed`` | ``pruned`` | ``failed``."""
+TAG_STATE = "cryotune.state"
+"""Sweep: ``running`` | ``finished`` | ``interrupted``; pair: ``running`` | ``finished``."""
+TAG_DATASETS = "cryotune.datasets"
+"""Sweep run: the swept datasets, comma-separated."""
+TAG_MODELS = "cryotune.models"
+"""Sweep run: the swept models, comma-separated."""
+TAG_WORKSPACE = "cryotune.workspace"
+"""Sweep run: the sweep's folder."""
+PARENT_TAG = "mlflow.parentRunId"
+"""MLflow's own nesting tag: the UI draws the tree from it."""
+
+RECORD_ARTIFACT = "record.json"
+"""Pair run: the pair's best-config record."""
+PLAN_ARTIFACT = "sweep.json"
+"""Sweep run: the resolved plan, spec included."""
+CONFIG_ARTIFACT = "config.json"
+"""Trial run: the resolved TrialConfig."""
+LEADERBOARD_DIR = "leaderboard"
+"""Sweep run: ``leaderboard/<dataset>.json`` tables in ``mlflow.log_table``'s format."""
+
+LEVEL_SWEEP, LEVEL_PAIR, LEVEL_TRIAL = "sweep", "pair", "trial"
+STATUS_RUNNING, STATUS_COMPLETED, STATUS_PRUNED, STATUS_FAILED = (
+    "running",
+    "completed",
+    "pruned",
+    "failed",
+)
+STATE_RUNNING, STATE_FINISHED, STATE_INTERRUPTED = "running", "finished", "interrupted"
+
+LEADERBOARD_COLUMNS = (
+    "model",
+    "val_miou",
+    "test_miou",
+    "lr",
+    "depth",
+    "num_blocks",
+    "trials_complete",
+    "trials_pruned",
+    "trials_failed",
+    "run_id",
+)
+"""Columns of a sweep run's leaderboard table, one row per model."""
+
+PAIR_PLOTS = (
+    "confusion_matrix.png",
+    "prediction_preview.png",
+    "optimization_history.png",
+    "val_miou_vs_lr.png",
+)
+"""Pair run artifacts drawn from the study and the best trial."""

@@ -1,0 +1,279 @@
+"""A run's logging operations, spooled in a folder and delivered to MLflow in order.
+
+Why tracking survives a tracking server outage: nothing is sent to MLflow directly. Each
+operation (create the run, log params, metrics, tags, an artifact, set the status) is first
+appended as one JSON line to ``mlflow-outbox.jsonl`` in the run's folder (a trial folder, or the
+sweep's ``mlflow/`` folder), then delivered in order; ``mlflow-outbox.delivered`` counts the lines
+delivered. Delivery stops at the first failure and leaves the rest for later; after a failure,
+delivery is not tried again for ``retry_after_s`` (unless forced), so a dead server costs a
+training loop one fast failed request every few seconds at most. A lock file serialises the
+driver and a worker appending to or delivering the same outbox.
+
+Re-delivering is harmless, so a crash between delivering and counting loses nothing: the run is
+found by its key tags before it is created (and its id cached in ``mlflow-run-id``), params are
+re-logged with the same values, metrics carry the timestamp they were spooled with (MLflow keys
+them by key, step and timestamp), tags and artifacts are overwritten with the same content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+SPOOL_FILE = "mlflow-outbox.jsonl"
+DELIVERED_FILE = "mlflow-outbox.delivered"
+RUN_ID_FILE = "mlflow-run-id"
+LOCK_FILE = ".mlflow-outbox.lock"
+RETRY_AFTER_S = 5.0
+LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
+
+# MLflow error codes that will not change by retrying: the operation is skipped (and logged) so
+# it does not block the operations behind it forever.
+PERMANENT_ERRORS = frozenset(
+    {"INVALID_PARAMETER_VALUE", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
+)
+_FILTERABLE = re.compile(r"^[A-Za-z0-9._/: -]*$")
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SkippedOperation(Exception):
+    """An operation that can never be delivered (its file is gone, its run is unknown)."""
+
+
+def run_filter(match: dict[str, str]) -> str:
+    """An MLflow filter over the tags whose values need no quoting; the rest are checked after."""
+    return " and ".join(
+        f"tags.`{key}` = '{value}'" for key, value in match.items() if _FILTERABLE.match(value)
+    )
+
+
+def find_run(client, experiment_id: str, match: dict[str, str]) -> str | None:
+    """The active run of the experiment carrying every tag of ``match``, if any."""
+    runs = client.search_runs([experiment_id], filter_string=run_filter(match), max_results=50)
+    for run in runs:
+        if all(run.data.tags.get(key) == value for key, value in match.items()):
+            return run.info.run_id
+    return None
+
+
+def _create(client, run_id: str | None, op: dict) -> str:
+    if run_id is not None:
+        return run_id
+    found = find_run(client, op["experiment_id"], op["match"])
+    if found is not None:
+        return found
+    run = client.create_run(
+        op["experiment_id"], start_time=op["ts"], tags=op["tags"], run_name=op["run_name"]
+    )
+    return run.info.run_id
+
+
+def _params(client, run_id: str, op: dict) -> str:
+    from mlflow.entities import Param
+
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in op["params"].items()])
+    return run_id
+
+
+def _metrics(client, run_id: str, op: dict) -> str:
+    from mlflow.entities import Metric
+
+    metrics = [
+        Metric(key, float(value), op["ts"], int(op.get("step", 0)))
+        for key, value in op["metrics"].items()
+        if value is not None
+    ]
+    if metrics:
+        client.log_batch(run_id, metrics=metrics)
+    return run_id
+
+
+def _tags(client, run_id: str, op: dict) -> str:
+    from mlflow.entities import RunTag
+
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in op["tags"].items()])
+    return run_id
+
+
+def _status(client, run_id: str, op: dict) -> str:
+    if op["status"] == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status=op["status"], end_time=op["ts"])
+    return run_id
+
+
+def _artifact(client, run_id: str, op: dict) -> str:
+    if not Path(op["file"]).is_file():
+        raise SkippedOperation(f"{op['file']} is gone")
+    client.log_artifact(run_id, op["file"], op.get("dir"))
+    return run_id
+
+
+def _table(client, run_id: str, op: dict) -> str:
+    """A JSON table in ``mlflow.log_table``'s format, replaced (log_table would append rows)."""
+    _artifact(client, run_id, op)
+    path = f"{op['dir']}/{Path(op['file']).name}" if op.get("dir") else Path(op["file"]).name
+    logged = json.loads(client.get_run(run_id).data.tags.get(LOGGED_ARTIFACTS_TAG, "[]"))
+    entry = {"path": path, "type": "table"}
+    if entry not in logged:
+        client.set_tag(run_id, LOGGED_ARTIFACTS_TAG, json.dumps([*logged, entry]))
+    return run_id
+
+
+OPERATIONS: dict[str, Callable] = {
+    "create": _create,
+    "params": _params,
+    "metrics": _metrics,
+    "tags": _tags,
+    "status": _status,
+    "artifact": _artifact,
+    "table": _table,
+}
+
+
+def _permanent(exc: Exception) -> bool:
+    if isinstance(exc, SkippedOperation):
+        return True
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code in PERMANENT_ERRORS
+
+
+class Outbox:
+    """The spooled operations of one MLflow run, in ``folder``."""
+
+    def __init__(self, folder: str | Path, retry_after_s: float = RETRY_AFTER_S):
+        self.folder = Path(folder)
+        self.retry_after_s = retry_after_s
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+
+    @property
+    def spool_file(self) -> Path:
+        return self.folder / SPOOL_FILE
+
+    @property
+    def delivered_file(self) -> Path:
+        return self.folder / DELIVERED_FILE
+
+    @property
+    def run_id_file(self) -> Path:
+        return self.folder / RUN_ID_FILE
+
+    @contextlib.contextmanager
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / LOCK_FILE, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def append(self, kind: str, **fields) -> None:
+        """Spool one operation (see OPERATIONS) stamped with the time it happened."""
+        if kind not in OPERATIONS:
+            raise ValueError(f"unknown outbox operation {kind!r}; valid: {', '.join(OPERATIONS)}")
+        line = json.dumps({"kind": kind, "ts": now_ms(), **fields}).encode() + b"\n"
+        with self._locked(), self.spool_file.open("a+b") as spool:
+            spool.seek(0, os.SEEK_END)
+            if spool.tell():
+                spool.seek(-1, os.SEEK_END)
+                if spool.read(1) != b"\n":  # a line cut short by a killed writer
+                    spool.write(b"\n")
+            spool.write(line)
+
+    def operations(self) -> list[dict]:
+        """Every complete spooled line; an unreadable one is kept as ``{"kind": "corrupt"}``."""
+        try:
+            text = self.spool_file.read_text()
+        except FileNotFoundError:
+            return []
+        ops = []
+        for line in text.split("\n")[:-1]:
+            try:
+                ops.append(json.loads(line))
+            except json.JSONDecodeError:
+                ops.append({"kind": "corrupt", "line": line[:200]})
+        return ops
+
+    def has_operations(self) -> bool:
+        return self.spool_file.exists() and self.spool_file.stat().st_size > 0
+
+    def delivered(self) -> int:
+        try:
+            return int(self.delivered_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def pending(self) -> int:
+        return max(0, len(self.operations()) - self.delivered())
+
+    def run_id(self) -> str | None:
+        try:
+            return self.run_id_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _write(self, path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    def deliver(self, client, force: bool = False, wait: bool = True) -> bool:
+        """Send pending operations in order; True when none is left.
+
+        Unforced, nothing is tried within ``retry_after_s`` of a failure. ``wait=False`` gives
+        up at once when another process holds the outbox (it is delivering it).
+        """
+        if not force and time.monotonic() < self._retry_at:
+            return False
+        with self._locked(wait) as held:
+            if not held:
+                return False
+            ops = self.operations()
+            done = self.delivered()
+            run_id = self.run_id()
+            for index in range(done, len(ops)):
+                op = ops[index]
+                try:
+                    run_id = self._apply(client, run_id, op)
+                except Exception as exc:
+                    if not _permanent(exc):
+                        self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                        self._retry_at = time.monotonic() + self.retry_after_s
+                        log.info("MLflow delivery from %s paused: %s", self.folder, self.last_error)
+                        return False
+                    log.warning("MLflow: skipped %s from %s: %s", op.get("kind"), self.folder, exc)
+                self._write(self.delivered_file, str(index + 1))
+            self._retry_at = 0.0
+            self.last_error = None
+            return True
+
+    def _apply(self, client, run_id: str | None, op: dict) -> str | None:
+        kind = op.get("kind")
+        if kind not in OPERATIONS:
+            raise SkippedOperation(f"unknown operation {op}")
+        if kind != "create" and run_id is None:
+            raise SkippedOperation("no run was created before it")
+        new_id = OPERATIONS[kind](client, run_id, op)
+        if new_id != run_id:
+            self._write(self.run_id_file, new_id)
+        return new_id

@@ -1,0 +1,162 @@
+"""Fixtures for the API tests: a real finished sweep, and real `cryotune serve` processes
+(uvicorn on a free loopback port) talked to over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEP = "api-glid"
+
+
+@pytest.fixture(scope="session")
+def api_env(tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("api-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYOTUNE_", "MLFLOW_"))}
+    env.update(HOME=str(home), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def api_data(tmp_path_factory) -> Path:
+    from cryotune.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("api-data")
+    write_synthetic("glid", root / "glid", tiles=4, size=48, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sweep_command(api_data) -> Callable[..., list[str]]:
+    """`cryotune sweep` arguments for a smoke sweep of MODELS on the synthetic GLID."""
+
+    def args(workspace: Path, name: str, models: str, trials: int) -> list[str]:
+        return [
+            "sweep",
+            "glid",
+            "--config",
+            "sweeps/smoke.yaml",
+            "--models",
+            models,
+            "--trials",
+            str(trials),
+            "--name",
+            name,
+            "--data-root",
+            str(api_data),
+            "--workspace",
+            str(workspace),
+        ]
+
+    return args
+
+
+@pytest.fixture(scope="session")
+def api_sweep(api_env, sweep_command, tmp_path_factory) -> Path:
+    """The folder of a finished sweep of two models on synthetic GLID (its parent is the
+    workspace)."""
+    workspace = tmp_path_factory.mktemp("api-sweep") / "runs"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cryotune.cli",
+            *sweep_command(workspace, SWEEP, "unet,ssl4eo_mae", 2),
+        ],
+        capture_output=True,
+        text=True,
+        env=api_env,
+        cwd=REPO,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return workspace / SWEEP
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def serve(api_env, tmp_path_factory) -> Iterator[Callable[..., Server]]:
+    """Start `cryotune serve ARGS` on a free port, wait until /health answers on loopback, and
+    return its base URL and output; every server is stopped at the end of the session."""
+    started: list[subprocess.Popen] = []
+    logs = tmp_path_factory.mktemp("serve-logs")
+
+    def start(*args: str, token: str | None = None) -> Server:
+        port = free_port()
+        env = dict(api_env)
+        if token is not None:
+            env["CRYOTUNE_API_TOKEN"] = token
+        log = logs / f"serve-{port}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cryotune.cli", "serve", "--port", str(port), *args],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return Server(url, log)
+            time.sleep(0.1)
+        raise AssertionError(f"cryotune serve did not answer in 60 s: {log.read_text()}")
+
+    yield start
+    for process in started:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def background_sweep(api_env) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start a sweep in its own process group; whatever is left of the group is killed after."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str], log: Path) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cryotune.cli", *args],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=api_env,
+            cwd=REPO,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

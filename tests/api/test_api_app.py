@@ -1,0 +1,214 @@
+"""`cryotune serve` over a workspace: every endpoint through a real uvicorn server and httpx."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from cryotune.reference import PAPER_FROZEN_MIOU
+
+
+@pytest.fixture(scope="module")
+def api(serve, api_sweep) -> httpx.Client:
+    with httpx.Client(
+        base_url=serve("--workspace", str(api_sweep.parent)).url, timeout=30
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def records(api_sweep) -> dict[str, dict]:
+    files = (api_sweep / "records").glob("glid__*.json")
+    return {(r := json.loads(f.read_text()))["model"]: r for f in files}
+
+
+def test_health_answers(api):
+    health = api.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok" and health.json()["source"] == "workspace"
+
+
+def test_sweeps_lists_the_finished_sweep_with_counts_and_times(api, api_sweep):
+    (sweep,) = api.get("/sweeps").json()
+    assert (sweep["name"], sweep["state"]) == (api_sweep.name, "finished")
+    assert sweep["datasets"] == ["glid"] and sweep["models"] == ["unet", "ssl4eo_mae"]
+    trials = sweep["trials"]
+    assert (trials["budget"], trials["done"], trials["running"]) == (4, 4, 0)
+    assert trials["complete"] + trials["pruned"] + trials["failed"] == 4
+    assert sweep["started_at"] <= sweep["updated_at"]
+    assert api.get("/sweeps", params={"state": "running"}).json() == []
+
+
+def test_one_sweep_shows_each_pairs_counts_best_and_config(api, api_sweep, records):
+    detail = api.get(f"/sweeps/{api_sweep.name}").json()
+    pairs = {p["key"]: p for p in detail["pairs"]}
+    assert list(pairs) == ["glid/unet", "glid/ssl4eo_mae"]
+    for key, pair in pairs.items():
+        record = records[key.split("/")[1]]
+        assert pair["state"] == "finished" and pair["done"] == 2
+        assert pair["best_val_miou"] == pytest.approx(record["best"]["val_miou"])
+        assert pair["best_config"]["lr"] == pytest.approx(record["config"]["lr"])
+        assert pair["best_config"]["study_trial"] == record["ids"]["optuna_trial_number"]
+
+
+def test_the_leaderboard_ranks_models_beside_the_papers_frozen_miou(api, api_sweep, records):
+    board = api.get("/best/glid").json()
+    entries = board["entries"]
+    assert {e["model"] for e in entries} == {"unet", "ssl4eo_mae"}
+    assert entries[0]["val_miou"] >= entries[1]["val_miou"]
+    for entry in entries:
+        record = records[entry["model"]]
+        assert entry["sweep"] == api_sweep.name
+        assert entry["val_miou"] == pytest.approx(record["best"]["val_miou"])
+        assert entry["test_miou"] == pytest.approx(record["best"]["test_metrics"]["miou"])
+        assert entry["config"] == record["config"]
+        assert entry["paper_frozen_miou"] == PAPER_FROZEN_MIOU[entry["model"]]["glid"]
+        assert "mlflow_run_id" in entry
+    assert "Cryo-Bench" in board["paper_reference"]
+
+
+def test_best_returns_the_record_with_its_repeat_command(api, records):
+    best = api.get("/best/glid/ssl4eo_mae").json()
+    record = records["ssl4eo_mae"]
+    assert best["repeat_command"] == record["repeat_command"]
+    assert best["repeat_command"].startswith("cryotune train glid ssl4eo_mae --lr ")
+    assert best["search_space"] == record["search_space"] and best["seeds"] == record["seeds"]
+    assert best["paper_frozen_miou"] == 75.71
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "existing"),
+    [
+        ("/sweeps/nope", "sweep", ["api-glid"]),
+        ("/best/caffe", "dataset", ["glid"]),
+        ("/best/glid/dofa", "model", ["ssl4eo_mae", "unet"]),
+        ("/best/gld/unet", "dataset", ["glid"]),
+    ],
+)
+def test_unknown_names_answer_404_listing_what_exists(api, path, kind, existing):
+    answer = api.get(path)
+    assert answer.status_code == 404
+    body = answer.json()
+    assert (body["kind"], body["existing"]) == (kind, existing)
+    assert all(name in body["detail"] for name in existing)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/sweeps", {"state": "paused"}),
+        ("/sweeps", {"stat": "running"}),
+        ("/best/glid", {"limit": "3"}),
+        ("/sweeps/has space", None),
+        ("/best/gl id", None),
+        ("/best/glid/.unet", None),
+        (f"/sweeps/{'x' * 200}", None),
+    ],
+)
+def test_malformed_input_answers_422(api, path, params):
+    answer = api.get(path, params=params)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][0] in ("query", "path")
+
+
+def test_the_api_is_read_only(api):
+    assert api.post("/sweeps").status_code == 405
+    assert api.delete("/best/glid/unet").status_code == 405
+
+
+def test_the_schema_and_docs_are_served(api):
+    schema = api.get("/openapi.json").json()
+    assert set(schema["paths"]) == {
+        "/health",
+        "/sweeps",
+        "/sweeps/{name}",
+        "/best/{dataset}",
+        "/best/{dataset}/{model}",
+    }
+    assert all(set(ops) == {"get"} for ops in schema["paths"].values())
+    assert "swagger" in api.get("/docs").text.lower()
+
+
+def test_with_a_token_every_endpoint_but_health_needs_it(serve, api_sweep):
+    url = serve("--workspace", str(api_sweep.parent), token="s3cret-token").url
+    assert httpx.get(f"{url}/health").status_code == 200
+    for path in ("/sweeps", f"/sweeps/{api_sweep.name}", "/best/glid", "/best/glid/unet"):
+        missing = httpx.get(f"{url}{path}")
+        assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+        wrong = httpx.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret-tokem"})
+        assert wrong.status_code == 401 and "invalid_token" in wrong.headers["www-authenticate"]
+        basic = httpx.get(f"{url}{path}", auth=("user", "s3cret-token"))
+        assert basic.status_code == 401
+        right = httpx.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret-token"})
+        assert right.status_code == 200, right.text
+
+
+def test_the_api_answers_while_a_sweep_runs_and_sees_its_progress(
+    serve, background_sweep, sweep_command, tmp_path
+):
+    workspace = tmp_path / "runs"
+    url = serve("--workspace", str(workspace)).url
+    args = [*sweep_command(workspace, "live", "unet", 8), "--max-concurrent", "1"]
+    sweep = background_sweep(args, log=tmp_path / "sweep.log")
+    seen: list[tuple[str, int]] = []
+    pair_running = False
+    deadline = time.monotonic() + 240
+    with httpx.Client(base_url=url, timeout=30) as api:
+        while time.monotonic() < deadline and len({done for _, done in seen}) < 3:
+            assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+            sweeps = api.get("/sweeps")
+            assert sweeps.status_code == 200, sweeps.text
+            if sweeps.json():
+                (live,) = sweeps.json()
+                seen.append((live["state"], live["trials"]["done"]))
+                (pair,) = api.get("/sweeps/live").json()["pairs"]
+                pair_running |= pair["state"] == "running" and pair["running"] == 1
+            time.sleep(0.5)
+        assert len({done for _, done in seen}) >= 3, seen  # the counts grew while it ran
+        assert {state for state, _ in seen} == {"running"} and pair_running
+        done = [d for _, d in seen]
+        assert done == sorted(done)
+
+        sweep.kill()  # the driver dies without finishing: the sweep reads as interrupted
+        sweep.wait()
+        assert api.get("/sweeps/live").json()["state"] == "interrupted"
+
+
+def test_binding_beyond_loopback_without_a_token_warns(serve, api_sweep):
+    server = serve("--workspace", str(api_sweep.parent), "--host", "0.0.0.0")
+    assert "warning: serving 0.0.0.0 without a token" in server.log.read_text()
+    quiet = serve("--workspace", str(api_sweep.parent), "--host", "0.0.0.0", token="t")
+    assert "warning" not in quiet.log.read_text()
+
+
+def test_served_from_the_mlflow_store_alone_the_answers_match_the_workspace(api, serve, api_sweep):
+    store = f"sqlite:///{api_sweep.parent / 'mlflow.db'}"
+    with httpx.Client(base_url=serve("--tracking-uri", store).url, timeout=30) as mlflow_api:
+        assert mlflow_api.get("/health").json()["source"] == "mlflow"
+        from_store = mlflow_api.get(f"/sweeps/{api_sweep.name}").json()
+        from_workspace = api.get(f"/sweeps/{api_sweep.name}").json()
+        assert from_store["state"] == from_workspace["state"] == "finished"
+        assert from_store["trials"] == from_workspace["trials"]
+        same = ("key", "state", "budget", "complete", "pruned", "failed", "running", "done")
+        for ours, theirs in zip(from_store["pairs"], from_workspace["pairs"], strict=True):
+            assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
+            assert ours["best_val_miou"] == pytest.approx(theirs["best_val_miou"])
+            assert ours["best_config"] == theirs["best_config"]
+        board = mlflow_api.get("/best/glid").json()
+        assert board == api.get("/best/glid").json()
+        assert all(entry["mlflow_run_id"] for entry in board["entries"])
+        assert mlflow_api.get("/best/gld").status_code == 404
+
+
+def test_an_unreachable_tracking_server_answers_503_not_500(serve):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = serve("--tracking-uri", nobody).url
+    assert httpx.get(f"{url}/health").status_code == 200
+    answer = httpx.get(f"{url}/sweeps", timeout=60)
+    assert answer.status_code == 503 and nobody in answer.json()["detail"]

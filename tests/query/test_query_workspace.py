@@ -1,0 +1,90 @@
+"""The query layer over a workspace: what a real finished sweep left on disk, read back."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cryotune.cli import main
+from cryotune.errors import NotFoundError
+from cryotune.query.service import Query, open_query
+
+SWEEP = "query-glid"
+
+
+@pytest.fixture(scope="module")
+def finished_workspace(finished_sweep):
+    assert finished_sweep.name == SWEEP
+    return finished_sweep.parent
+
+
+@pytest.fixture(scope="module")
+def query(finished_workspace) -> Query:
+    return open_query(finished_workspace)
+
+
+@pytest.fixture(scope="module")
+def study(finished_sweep) -> optuna.Study:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{finished_sweep / 'optuna.db'}")
+    return optuna.load_study(study_name=f"{SWEEP}/glid/unet", storage=storage)
+
+
+def test_the_sweep_is_listed_finished_with_its_counts(query, finished_workspace, study):
+    (sweep,) = query.sweeps()
+    assert (sweep.name, sweep.state) == (SWEEP, "finished")
+    assert sweep.datasets == ["glid"] and sweep.models == ["unet"]
+    trials = study.get_trials()
+    assert sweep.trials.complete == sum(t.state == TrialState.COMPLETE for t in trials)
+    assert sweep.trials.pruned == sum(t.state == TrialState.PRUNED for t in trials)
+    assert (sweep.trials.budget, sweep.trials.done, sweep.trials.running) == (2, 2, 0)
+    assert sweep.started_at <= min(t.datetime_start.astimezone() for t in trials)
+    assert sweep.updated_at >= max(t.datetime_complete.astimezone() for t in trials)
+    assert sweep.location == str(finished_workspace / SWEEP)
+
+
+def test_a_pair_shows_its_best_value_and_config_from_the_study(query, study):
+    (pair,) = query.sweep(SWEEP).pairs
+    assert (pair.key, pair.state, pair.finished, pair.done) == ("glid/unet", "finished", True, 2)
+    assert pair.best_val_miou == pytest.approx(study.best_value)
+    assert pair.best_config.lr == pytest.approx(study.best_trial.params["lr"])
+    assert pair.best_config.study_trial == study.best_trial.number
+    assert pair.study_name == f"{SWEEP}/glid/unet" and pair.elapsed_s > 0
+
+
+def test_leaderboard_and_best_read_the_record(query, finished_workspace):
+    record = json.loads((finished_workspace / SWEEP / "records" / "glid__unet.json").read_text())
+    (entry,) = query.leaderboard("glid").entries
+    assert (entry.model, entry.sweep) == ("unet", SWEEP)
+    assert entry.val_miou == record["best"]["val_miou"]
+    assert entry.test_miou == record["best"]["test_metrics"]["miou"]
+    assert entry.lr == record["config"]["lr"] and entry.num_blocks == 5
+    assert entry.paper_frozen_miou == 91.58
+    assert entry.mlflow_run_id == record["ids"]["mlflow_run_id"]
+    best = query.best("glid", "unet")
+    assert best.repeat_command == record["repeat_command"]
+    assert best.model_dump()["seeds"] == record["seeds"]  # the whole record, not a digest
+
+
+def test_unknown_names_list_what_exists(query):
+    with pytest.raises(NotFoundError, match=f"sweeps there: {SWEEP}"):
+        query.sweep("nope")
+    with pytest.raises(NotFoundError) as dataset:
+        query.leaderboard("caffe")
+    assert dataset.value.existing == ["glid"]
+    with pytest.raises(NotFoundError) as model:
+        query.best("glid", "dofa")
+    assert model.value.existing == ["unet"]
+
+
+def test_status_and_best_commands_print_tables(finished_workspace, capsys):
+    assert main(["status", "--workspace", str(finished_workspace)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{SWEEP}: finished") and "glid/unet" in out and "2/2" in out
+    assert main(["best", "glid", "--workspace", str(finished_workspace), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["model"] == "unet" and record["paper_frozen_miou"] == 91.58
+    assert main(["best", "glid", "--model", "vit", "--workspace", str(finished_workspace)]) == 2
+    assert "models there: unet" in capsys.readouterr().err
