@@ -1,10 +1,12 @@
-"""Shared fixtures for the trainer tests: tiny synthetic GLID data and one tile cache."""
+"""Shared fixtures for the trainer tests: tiny synthetic GLID data, one tile cache, a U-Net config."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from cryotune.config import TrialConfig
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +21,23 @@ def glid_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tile_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def unet_config(glid_root, tile_cache):
+    """Builds a seconds-long U-Net trial on the tiny GLID data; tests set epochs, steps, seed."""
+
+    def make(**fields) -> TrialConfig:
+        return TrialConfig(
+            dataset="glid",
+            model="unet",
+            data_root=str(glid_root),
+            cache_dir=str(tile_cache),
+            batch_size=2,
+            lr=1e-3,
+            crop_size=16,
+            device="cpu",
+            **fields,
+        )
+
+    return make

@@ -13,20 +13,8 @@ from cryotune.train.repeats import mean_std, train_repeats
 
 
 @pytest.fixture
-def config(glid_root, tile_cache) -> TrialConfig:
-    return TrialConfig(
-        dataset="glid",
-        model="unet",
-        data_root=str(glid_root),
-        cache_dir=str(tile_cache),
-        epochs=2,
-        batch_size=2,
-        lr=1e-3,
-        crop_size=16,
-        max_steps_per_epoch=1,
-        device="cpu",
-        seed=11,
-    )
+def config(unet_config) -> TrialConfig:
+    return unet_config(epochs=2, max_steps_per_epoch=1, seed=11)
 
 
 def test_seeds_files_summary_and_table(config, tmp_path):

@@ -17,20 +17,8 @@ from cryotune.train.trainer import EpochReport, masked_cross_entropy, run_trial,
 
 
 @pytest.fixture
-def config(glid_root, tile_cache) -> TrialConfig:
-    return TrialConfig(
-        dataset="glid",
-        model="unet",
-        data_root=str(glid_root),
-        cache_dir=str(tile_cache),
-        epochs=3,
-        batch_size=2,
-        lr=1e-3,
-        crop_size=16,
-        max_steps_per_epoch=2,
-        device="cpu",
-        seed=7,
-    )
+def config(unet_config) -> TrialConfig:
+    return unet_config(epochs=3, max_steps_per_epoch=2, seed=7)
 
 
 def _comparable(history: list[EpochReport]) -> list[tuple]:
