@@ -24,6 +24,15 @@ from ray.tune.search.optuna import OptunaSearch
 from cryotune.sweep.keys import ERROR, FINAL, ORPHANED, RESULT, TRIAL_RESULT, TUNE_TRIAL_ID
 
 
+class GridPoints(optuna.samplers.GridSampler):
+    """Optuna's GridSampler without its ``study.stop()`` once every point has run: outside
+    ``study.optimize`` that call raises (and Tune then fails the sweep on its last trial); the
+    pair's budget, the grid's size, already ends the search."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class SamplerRecipe:
     """How to build a study's sampler, so a restored study can get a freshly seeded one.
@@ -43,7 +52,7 @@ class SamplerRecipe:
     def build(self, offset: int = 0) -> optuna.samplers.BaseSampler:
         seed = self.seed + 7919 * offset
         if self.kind == "grid":
-            return optuna.samplers.GridSampler({k: list(v) for k, v in self.grid}, seed=seed)
+            return GridPoints({k: list(v) for k, v in self.grid}, seed=seed)
         if self.kind == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(

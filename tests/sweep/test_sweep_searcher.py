@@ -99,10 +99,18 @@ def test_the_lr_grid_spec_runs_every_grid_point_once(data_root, tmp_path):
     recorder = PairRecorder(workspace, workspace.optuna_url, 0, "best", None, "test")
     search = PairSearch(plan, workspace.optuna_url, str(workspace.trials_dir), recorder)
     points: dict[str, set] = {"glid/unet": set(), "glid/ssl4eo_mae": set()}
-    for i in range(15):
-        config = search.suggest(f"t{i}")
+    configs = [search.suggest(f"t{i}") for i in range(15)]
+    for config in configs:
         points[config["pair"]].add((config["trial"]["lr"], config["trial"]["depth"]))
     assert search.suggest("t15") == Searcher.FINISHED
+    for i, config in enumerate(configs):  # the last grid point ends its pair without an error
+        search.on_trial_complete(f"t{i}", result=_final(config["trial"], float(i)))
+    for pair in points:
+        record = json.loads(workspace.record_path(*pair.split("/")).read_text())
+        assert (
+            record["status"] == "complete"
+            and record["trials"]["complete"] == record["trials"]["budget"]
+        )
     lrs = {1e-5, 3e-5, 1e-4, 3e-4, 1e-3}
     assert points["glid/unet"] == {(lr, 5) for lr in lrs}
     assert points["glid/ssl4eo_mae"] == {(lr, d) for lr in lrs for d in (0, 12)}
