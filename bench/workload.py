@@ -1,0 +1,219 @@
+"""What the sweep benchmarks run: tiny synthetic datasets, specs derived from sweeps/*.yaml, and
+real ``cryotune sweep`` runs (``run_sweep`` on an embedded Ray cluster) timed from the outside.
+
+Every trial is a real ``run_trial`` of a small model (U-Net from scratch) on synthetic tiles, on
+one CPU thread per trial; the per-epoch validation mIoU and its time come back from Tune's own
+per-trial result files, so the sweep code under test is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+# One trial: U-Net from scratch on 32 px GLID tiles, 2 steps of batch 4 per epoch, 4 val tiles.
+TINY_TRIAL = {
+    "weights": "random",
+    "batch_size": 4,
+    "crop_size": 32,
+    "max_steps_per_epoch": 2,
+    "evaluate_test": False,
+    "device": "cpu",
+}
+
+
+def quiet_environment() -> None:
+    """One thread per trial (workers inherit it) and no CUDA even where a GPU is visible."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    for key in [k for k in os.environ if k.startswith("CRYOTUNE_")]:
+        del os.environ[key]
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def write_data(folder: Path, datasets: tuple[str, ...], tiles: int, size: int) -> Path:
+    """Synthetic ``datasets`` under ``folder`` (one sub-folder each, as ``--data-root`` wants)."""
+    from cryotune.data.synth import write_synthetic
+
+    for key in datasets:
+        if (folder / key).exists():
+            continue
+        write_synthetic(key, folder / key, tiles=tiles, size=size, seed=0)
+    return folder
+
+
+def derive_spec(base: str, out: Path, **overrides) -> Path:
+    """``sweeps/BASE.yaml`` with dotted-key ``overrides`` applied, validated, written to ``out``."""
+    from cryotune.sweep.spec import load_spec, with_overrides
+
+    spec = with_overrides(load_spec(SWEEPS / f"{base}.yaml"), **overrides)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    return out
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """One validated epoch of one trial, at ``at`` seconds after the run started."""
+
+    trial: str
+    epoch: int
+    val_miou: float
+    at: float
+
+
+@dataclass(frozen=True)
+class TrialTiming:
+    """A finished trial: ``compute_s`` is ``run_trial``'s own time, ``ended_at`` is seconds after
+    the run started."""
+
+    trial: str
+    compute_s: float
+    ended_at: float
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    wall_s: float
+    epochs: list[EpochEvent]
+    trials: list[TrialTiming]
+    records: list[dict]
+
+
+def run_cryotune(
+    name: str,
+    datasets: list[str],
+    spec: Path,
+    data_root: Path,
+    workspace: Path,
+    slots: int,
+    seed: int | None = None,
+    models: list[str] | None = None,
+) -> SweepRun:
+    """``cryotune sweep`` through its Python entry point, timed wall to wall (Ray start included)."""
+    from cryotune.sweep.driver import SweepRequest, run_sweep
+    from cryotune.sweep.keys import FINAL
+
+    request = SweepRequest(
+        datasets=datasets,
+        config=str(spec),
+        models=models,
+        name=name,
+        workspace=str(workspace),
+        data_root=[str(data_root)],
+        num_cpus=slots,
+        max_concurrent=slots,
+        seed=seed,
+        tracking_wait_s=0,
+    )
+    started = time.time()
+    outcome = run_sweep(request)
+    wall = time.time() - started
+    if outcome.unfinished:
+        raise RuntimeError(f"sweep {name} did not finish: {outcome.notes}")
+    epochs, trials = _tune_results(outcome.dir / "tune", outcome.dir / "trials", started, FINAL)
+    return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=outcome.records)
+
+
+def _tune_results(
+    tune_dir: Path, trials_dir: Path, started: float, final_key: str
+) -> tuple[list[EpochEvent], list[TrialTiming]]:
+    """Per-epoch results from Tune's ``result.json`` of each trial (whole-second timestamps).
+    A completed trial's compute time and end come from the trainer's ``result.json`` (its
+    ``seconds`` and the file's mtime); a stopped trial's from its reported epoch times."""
+    epochs, trials = [], []
+    for path in sorted(tune_dir.glob("*/result.json")):
+        trial = path.parent.name
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        per_epoch = [r for r in rows if not r.get(final_key) and "epoch_seconds" in r]
+        seen: set[int] = set()
+        for row in per_epoch:
+            if row["epoch"] in seen:
+                continue
+            seen.add(row["epoch"])
+            epochs.append(
+                EpochEvent(trial, row["epoch"], row["val_miou"], row["timestamp"] - started)
+            )
+        trained = trials_dir / trial / "result.json"
+        if trained.exists():
+            compute = json.loads(trained.read_text())["seconds"]
+            ended = trained.stat().st_mtime - started
+        else:
+            compute = sum(r["epoch_seconds"] for r in per_epoch)
+            ended = max((r["timestamp"] for r in rows), default=started) - started
+        trials.append(TrialTiming(trial, compute, ended))
+    return epochs, trials
+
+
+def tune_trial(config: dict) -> None:
+    """A plain Ray Tune function trainable: ``run_trial`` on ``config["trial"]``, every epoch
+    reported with its wall-clock time, the trainer's own time reported at the end."""
+    from ray import tune
+
+    from cryotune.config import TrialConfig
+    from cryotune.train.trainer import run_trial
+
+    trial = TrialConfig(**{**config["trial"], **config.get("params", {})})
+    result = run_trial(
+        trial,
+        on_epoch=lambda e: tune.report(
+            {"epoch": e.epoch, "val_miou": e.val_miou, "at": time.time()}
+        ),
+    )
+    tune.report({"epoch": trial.epochs, "compute_s": result.seconds, "at": time.time()})
+
+
+def run_ray_tune(
+    name: str,
+    base_trial: dict,
+    param_space: dict,
+    samples: int,
+    slots: int,
+    storage: Path,
+    seed: int | None = None,
+) -> SweepRun:
+    """What a user writes without cryotune: ``tune.Tuner`` with default settings on the same
+    trainer, no early stopping, timed wall to wall (Ray start included). The cluster has
+    ``slots`` CPUs and a function trial takes one, so ``slots`` trials run at once; ``seed``
+    seeds the random variants."""
+    import ray
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    started = time.time()
+    ray.init(address="local", num_cpus=slots, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            tune_trial,
+            param_space={"trial": base_trial, "params": param_space},
+            tune_config=tune.TuneConfig(
+                num_samples=samples,
+                search_alg=BasicVariantGenerator(random_state=seed),
+            ),
+            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0),
+        )
+        grid = tuner.fit()
+    finally:
+        ray.shutdown()
+    wall = time.time() - started
+    epochs, trials = [], []
+    for result in grid:
+        if result.error is not None:
+            raise RuntimeError(f"{name}: a Ray Tune trial failed: {result.error}")
+        rows = result.metrics_dataframe.to_dict("records")
+        trial_id = result.metrics["trial_id"]
+        for row in rows:
+            if math.isfinite(row.get("val_miou", math.nan)):
+                at = row["at"] - started
+                epochs.append(EpochEvent(trial_id, int(row["epoch"]), row["val_miou"], at))
+        ended = result.metrics["at"] - started
+        trials.append(TrialTiming(trial_id, result.metrics["compute_s"], ended))
+    return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=[])
