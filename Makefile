@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A throwaway PostgreSQL server on loopback backs the cluster-store tests; it is stopped (and its
+# folder removed) when pytest ends, passing or not.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	bash scripts/postgres.sh run "$$(mktemp -d)" -- $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -120,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         k: v
         for k, v in {
             "lr": args.lr,
+            "weight_decay": args.weight_decay,
             "depth": args.depth,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
@@ -160,6 +161,13 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
 def _non_negative(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -191,6 +199,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             num_cpus=args.num_cpus,
             tracking_uri=args.tracking_uri,
             tracking_wait_s=args.tracking_wait,
+            storage=args.storage,
+            optuna_storage=args.optuna_storage,
+            data_workers=args.data_workers,
         )
     )
     for note in outcome.notes:
@@ -208,12 +219,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
+    from cryotune.sweep.storage import masked_url
     from cryotune.tracking.server import run_ui, ui_server
 
     def ready(server) -> None:
-        print(f"MLflow UI: {server.url} (store {server.backend_uri}); Ctrl-C stops it", flush=True)
+        store = masked_url(server.backend_uri)
+        print(f"MLflow UI: {server.url} (store {store}); Ctrl-C stops it", flush=True)
 
-    return run_ui(ui_server(args.workspace, args.tracking_uri, args.port), ready)
+    server = ui_server(
+        args.workspace, args.tracking_uri, args.port, artifacts_dir=args.artifacts_dir
+    )
+    return run_ui(server, ready)
 
 
 def _query(args: argparse.Namespace):
@@ -330,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.add_argument("model")
     p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.05)")
     p.add_argument("--depth", type=int, help="trailing encoder blocks that train (0 = frozen)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -375,12 +392,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="at the end, how long to wait for an unreachable tracking server (default 60)",
     )
+    p.add_argument(
+        "--storage",
+        metavar="PATH_OR_URI",
+        help="Tune experiment folder every node sees (NFS path or s3://...); else "
+        "$CRYOTUNE_STORAGE, else the workspace",
+    )
+    p.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="study database, e.g. postgresql://USER:PASSWORD@HOST/DB; else "
+        "$CRYOTUNE_OPTUNA_STORAGE, else the spec's optuna_storage, else the workspace",
+    )
+    p.add_argument(
+        "--data-workers",
+        type=_non_negative_int,
+        metavar="N",
+        help="data-loading processes per trial (spec trial.num_workers; the trial's CPU "
+        "request is raised to at least N)",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("mlflow", help="the MLflow UI over a workspace's runs, on 127.0.0.1")
     p.add_argument("--port", type=int, default=5000, help="default 5000")
     p.add_argument("--workspace", help="folder of the sweeps (default ./cryotune-runs)")
     p.add_argument("--tracking-uri", help="serve this sqlite:/// or database store instead")
+    p.add_argument(
+        "--artifacts-dir",
+        help="where a --tracking-uri store's artifacts go (default: beside a sqlite file, "
+        "else WORKSPACE/mlartifacts)",
+    )
     p.set_defaults(func=cmd_mlflow)
 
     p = sub.add_parser("status", help="progress of the sweeps in a workspace")

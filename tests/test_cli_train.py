@@ -78,6 +78,16 @@ def test_bad_lr_is_a_usage_error(lr, tmp_path):
     assert "--lr" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_weight_decay_is_a_flag_and_repeat_commands_carry_it(tmp_path):
+    from cryotune.sweep.records import repeat_command
+
+    proc = _cryotune("train", "glid", "unet", "--weight-decay=-0.1", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "--weight-decay" in proc.stderr
+    config = {"dataset": "glid", "model": "unet", "lr": 1e-3, "weight_decay": 0.01}
+    command, lacks = repeat_command(config)
+    assert "--weight-decay 0.01" in command and "weight_decay" not in lacks
+
+
 def test_missing_data_root_names_the_paths_tried(tmp_path):
     missing = tmp_path / "nowhere"
     proc = _cryotune("train", "glid", "unet", "--data-root", str(missing), tmp_path=tmp_path)

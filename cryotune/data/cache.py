@@ -4,12 +4,16 @@ A split's cache folder is named by a hash of the dataset, split, file list (name
 mtimes) and decoding/normalisation settings, so a changed file triggers a rebuild and every
 trial on the node shares one copy. Tiles may differ in size (SICD and CaFFe scenes): channels and
 masks are stored as flat arrays with per-tile offsets and shapes. A build writes into a temp
-folder and renames it into place; when two processes build at once, the loser drops its copy
-and uses the winner's.
+folder and renames it into place, so a killed build never leaves a half-made cache. Concurrent
+trials on one node that need the same split take a per-split file lock first: one decodes, the
+others wait and then reuse its copy (on folders shared by several nodes where ``flock`` is not
+honoured, the atomic rename still keeps the cache whole: the loser drops its copy).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -76,6 +80,7 @@ class CachedSplit:
         self.num_channels: int = meta["num_channels"]
         self.modality_channels = {k: tuple(v) for k, v in meta["modality_channels"].items()}
         self.class_ratios: np.ndarray = np.load(path / _RATIOS)
+        self.built_here = False
         total = int(meta["total_channel_values"]), int(meta["total_mask_values"])
         for name, size, count in ((_CHANNELS, 4, total[0]), (_MASKS, 2, total[1])):
             if (path / name).stat().st_size != size * count:
@@ -162,12 +167,37 @@ class TileCache:
         root = Path(root)
         name, document, pairs = self.key(spec, root, split)
         final = self.cache_dir / name
-        if (final / _META).exists():
+        cached = self._reuse(spec, final)
+        if cached is not None:
+            return cached
+        with self._build_lock(name):
+            cached = self._reuse(spec, final)
+            if cached is not None:
+                return cached
+            cached = CachedSplit(spec, self._publish(spec, root, split, name, document, pairs))
+        cached.built_here = True
+        return cached
+
+    def _reuse(self, spec: DatasetSpec, final: Path) -> CachedSplit | None:
+        """The published split at ``final``; a damaged one is discarded (None)."""
+        if not (final / _META).exists():
+            return None
+        try:
+            return CachedSplit(spec, final)
+        except (DataError, OSError, ValueError, KeyError):
+            self._discard(final)
+            return None
+
+    @contextlib.contextmanager
+    def _build_lock(self, name: str):
+        """Hold the split's build lock (``.lock-NAME``); released when its holder dies too."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.cache_dir / f".lock-{name}", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                return CachedSplit(spec, final)
-            except (DataError, OSError, ValueError, KeyError):
-                self._discard(final)
-        return CachedSplit(spec, self._publish(spec, root, split, name, document, pairs))
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def build(self, spec: DatasetSpec, root: Path, split: str) -> Path:
         """Build the split's cache even if one exists; returns the folder in use.
@@ -177,7 +207,8 @@ class TileCache:
         """
         root = Path(root)
         name, document, pairs = self.key(spec, root, split)
-        return self._publish(spec, root, split, name, document, pairs)
+        with self._build_lock(name):
+            return self._publish(spec, root, split, name, document, pairs)
 
     def _publish(
         self, spec: DatasetSpec, root: Path, split: str, name: str, document: dict, pairs: list

@@ -38,6 +38,15 @@ from cryotune.sweep.plan import SweepPlan, git_commit, identity_differences, pla
 from cryotune.sweep.records import PairRecorder
 from cryotune.sweep.resources import TrialFootprint, detect_gpu_memory_gb, gpu_share
 from cryotune.sweep.spec import SweepSpec, load_spec, with_overrides
+from cryotune.sweep.storage import (
+    ExperimentStorage,
+    check_optuna_storage,
+    check_storage,
+    experiment_exists,
+    masked_url,
+    resolve_optuna_storage,
+    resolve_storage,
+)
 from cryotune.sweep.workspace import SweepWorkspace
 from cryotune.tracking.sweep import DEFAULT_WAIT_S, SweepTracker
 from cryotune.tracking.uri import (
@@ -77,6 +86,9 @@ class SweepRequest:
     num_cpus: int | None = None
     tracking_uri: str | None = None
     tracking_wait_s: float | None = None
+    storage: str | None = None
+    optuna_storage: str | None = None
+    data_workers: int | None = None
 
 
 @dataclass
@@ -101,6 +113,7 @@ def resolve_spec(request: SweepRequest) -> SweepSpec:
             "trial.label_fraction": request.label_fraction,
             "resources.gpu": request.gpus_per_trial,
             "resources.max_concurrent": request.max_concurrent,
+            "trial.num_workers": request.data_workers,
             "sampler.seed": request.seed,
             "trial.seed": request.seed,
         },
@@ -172,7 +185,7 @@ def pair_resources(plan: SweepPlan, cluster_gpus: float) -> dict[str, dict[str, 
                 input_size=pair.base.crop_size or encoder.input_size,
             )
             gpu = gpu_share(footprint, memory)
-        out[pair.key] = {"cpu": spec.cpu, "gpu": gpu}
+        out[pair.key] = {"cpu": max(spec.cpu, float(pair.base.num_workers)), "gpu": gpu}
     return out
 
 
@@ -203,12 +216,20 @@ def _make_trainable(resources: PairResources):
     return tune.with_resources(cryotune_trial, resources)
 
 
+def experiment_storage(workspace: SweepWorkspace, storage: str | None) -> ExperimentStorage:
+    """The sweep's Tune experiment: ``STORAGE/NAME`` on shared storage, else ``NAME/tune``."""
+    if storage is None:
+        return ExperimentStorage(str(workspace.dir), workspace.tune_dir.name)
+    return ExperimentStorage(storage, workspace.name)
+
+
 def _build_tuner(
     plan: SweepPlan,
     workspace: SweepWorkspace,
     trainable,
     resume: bool,
     tracker: SweepTracker | None = None,
+    experiment: ExperimentStorage | None = None,
 ):
     from ray import tune
 
@@ -243,6 +264,7 @@ def _build_tuner(
     }
     scheduler = PairScheduler(stopping, spec.scheduler.metric, storage_url)
     progress = SweepProgress([p.to_dict() for p in plan.pairs], storage_url, searcher)
+    experiment = experiment or experiment_storage(workspace, None)
     return tune.Tuner(
         trainable,
         param_space={},
@@ -255,8 +277,8 @@ def _build_tuner(
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=workspace.tune_dir.name,
-            storage_path=str(workspace.dir),
+            name=experiment.name,
+            storage_path=experiment.storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.budget.retries),
             callbacks=[progress],
             verbose=0,
@@ -290,6 +312,7 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
     if request.resume and not workspace.exists():
         raise UsageError(f"--resume: no sweep '{name}' in {workspace.root} to continue")
     started = workspace.read_plan() if request.resume else {}
+    spec, storage = _cluster_stores(request, spec, started, name)
     tracking_uri = resolve_tracking_uri(
         request.tracking_uri, workspace.root, started.get("tracking_uri")
     )
@@ -309,7 +332,17 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
         cache_dir=str(workspace.cache_dir),
         tracking_uri=tracking_uri,
     )
+    if storage is not None:
+        check_storage(storage)
+    if spec.optuna_storage is not None:
+        check_optuna_storage(spec.optuna_storage)
     check_reachable(tracking_uri)
+    experiment = experiment_storage(workspace, storage)
+    if storage is not None and not request.resume and experiment_exists(experiment.path):
+        raise UsageError(
+            f"--storage {masked_url(storage)}: already holds an experiment '{name}' (another "
+            "workspace's sweep?); give another --name, or resume that sweep from its workspace"
+        )
     if request.resume:
         differences = identity_differences(started, plan.identity())
         if differences:
@@ -319,8 +352,34 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
                 "or give another --name"
             )
     else:
-        workspace.create(plan.to_dict())
+        workspace.create({**plan.to_dict(), "storage": storage})
     return plan, workspace
+
+
+def _cluster_stores(
+    request: SweepRequest, spec: SweepSpec, started: dict, name: str
+) -> tuple[SweepSpec, str | None]:
+    """The spec with its Optuna storage from the flag or environment, and the experiment
+    storage; a resumed sweep keeps the ones it started with."""
+    started_optuna = started.get("spec", {}).get("optuna_storage")
+    default = started_optuna if request.resume else spec.optuna_storage
+    optuna_storage = resolve_optuna_storage(request.optuna_storage, default)
+    storage = resolve_storage(request.storage, started.get("storage"))
+    if request.resume and optuna_storage != started_optuna:
+        raise UsageError(
+            f"--resume: sweep '{name}' keeps its Optuna studies in "
+            f"{masked_url(started_optuna or 'its folder (optuna.db)')}, not "
+            f"{masked_url(optuna_storage or 'its folder')}; resume it without --optuna-storage / "
+            "$CRYOTUNE_OPTUNA_STORAGE or with that URL, or give another --name"
+        )
+    if request.resume and storage != started.get("storage"):
+        raise UsageError(
+            f"--resume: sweep '{name}' keeps its Tune experiment in "
+            f"{masked_url(started.get('storage') or 'its folder (tune/)')}, not "
+            f"{masked_url(storage or 'its folder')}; resume it without --storage / "
+            "$CRYOTUNE_STORAGE or with that location, or give another --name"
+        )
+    return with_overrides(spec, optuna_storage=optuna_storage), storage
 
 
 def run_sweep(request: SweepRequest) -> SweepOutcome:
@@ -329,6 +388,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
 
     started = time.perf_counter()
     plan, workspace = prepare(request)
+    experiment = experiment_storage(workspace, workspace.read_plan().get("storage"))
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
     done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
     for key, value in {**DRIVER_ENVIRONMENT, **CLIENT_ENVIRONMENT}.items():
@@ -352,16 +412,18 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
                 if request.address is None:
                     check_fits(by_pair, cluster)
                 trainable = _make_trainable(PairResources(by_pair))
-                if request.resume and tune.Tuner.can_restore(str(workspace.tune_dir)):
+                if request.resume and tune.Tuner.can_restore(experiment.path):
                     tuner = tune.Tuner.restore(
-                        str(workspace.tune_dir),
+                        experiment.path,
                         trainable=trainable,
                         resume_unfinished=True,
                         resume_errored=False,
                         restart_errored=False,
                     )
                 else:
-                    tuner = _build_tuner(plan, workspace, trainable, request.resume, tracker)
+                    tuner = _build_tuner(
+                        plan, workspace, trainable, request.resume, tracker, experiment
+                    )
                 tuner.fit()
         except BaseException:
             tracker.close("interrupted", wait_s=0)

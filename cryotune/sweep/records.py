@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from cryotune.sweep.keys import ERROR, ORPHANED, RESULT, TUNE_TRIAL_ID
+from cryotune.sweep.storage import masked_url
 from cryotune.sweep.workspace import SweepWorkspace, list_sweeps, write_json_atomic
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ RECORD_SCHEMA = 1
 # `cryotune train` flags for TrialConfig fields; fields without a flag are listed in the record.
 TRAIN_FLAGS = {
     "lr": "--lr",
+    "weight_decay": "--weight-decay",
     "depth": "--depth",
     "epochs": "--epochs",
     "batch_size": "--batch-size",
@@ -145,7 +147,7 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
         "dataset": pair.dataset,
         "model": pair.model,
         "study_name": pair.study_name,
-        "optuna_storage": recorder.storage_url,
+        "optuna_storage": masked_url(recorder.storage_url),
         "search_space": pair.space.to_dict(),
         "cryotune_version": recorder.cryotune_version,
         "git_commit": recorder.git_commit,

@@ -2,10 +2,12 @@
 
 Each trial trains in its own folder of the workspace (``trials/TRIAL_ID``), where ``run_trial``
 writes ``last.pt`` and ``best.pt``. A retried or resumed trial calls ``run_trial`` on the same
-folder, so it continues from its last evaluated epoch instead of starting over; Tune's own
-checkpoint copies are not used (a ViT-L with optimizer state is GBs per epoch). A trial that had
-already finished when the driver was killed finds its ``result.json`` and replays its reports
-without training. Errors are appended to ``error.txt`` for the study to keep.
+folder, so it continues from its last evaluated epoch instead of starting over, on whichever node
+Ray places it (a trial whose node was lost resumes on another; ``epochs.jsonl`` names the Ray node
+of every epoch); Tune's own checkpoint copies are not used (a ViT-L with optimizer state is GBs
+per epoch). A trial that had already finished when the driver was killed finds its
+``result.json`` and replays its reports without training. Errors are appended to ``error.txt``
+for the study to keep.
 
 With ``reuse_actors`` a worker runs many trials: imports, decoded tiles (the trainer's split
 cache) and CUDA context stay; the cached GPU memory of a finished or stopped trial is returned
@@ -95,6 +97,7 @@ def _release_memory() -> None:
 
 def sweep_trial(config: dict) -> None:
     """Train one trial of a sweep (``config`` comes from ``PairSearch.suggest``)."""
+    import ray
     from ray import tune
 
     from cryotune.config import TrialConfig
@@ -112,12 +115,17 @@ def sweep_trial(config: dict) -> None:
                 tracker.deliver(force=True)
             return
         trial_config = TrialConfig(**config["trial"])
-        payload = _train(trial_config, trial_dir, tune.report, run_trial, tracker)
+        node_id = ray.get_runtime_context().get_node_id()
+        payload = _train(trial_config, trial_dir, tune.report, run_trial, tracker, node_id)
     tune.report(final_metrics(payload))
 
 
-def _train(trial_config, trial_dir: Path, report, run_trial, tracker=None) -> dict:
+def _train(
+    trial_config, trial_dir: Path, report, run_trial, tracker=None, node_id: str | None = None
+) -> dict:
     """Run (or continue) the trial in its folder; returns the TrialResult as a dict.
+
+    Every evaluated epoch is appended to ``epochs.jsonl`` with the Ray node (``node_id``) it ran on.
 
     With a ``tracker`` (``TrialTracker``) the trial's MLflow run gets its params, every epoch's
     metrics and its end, each spooled before Tune hears of it.
@@ -135,7 +143,8 @@ def _train(trial_config, trial_dir: Path, report, run_trial, tracker=None) -> di
         if tracker is not None:
             tracker.epoch(values)
         with progress_file.open("a") as f:
-            f.write(json.dumps({"epoch": epoch.epoch, "val_miou": epoch.val_miou}) + "\n")
+            line = {"epoch": epoch.epoch, "val_miou": epoch.val_miou, "node": node_id}
+            f.write(json.dumps(line) + "\n")
         report(epoch_metrics(values, best))
 
     def on_start(info: dict) -> None:

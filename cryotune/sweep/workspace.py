@@ -8,7 +8,8 @@
         sweep.json           the resolved plan (spec, pairs, flags): what --resume continues
         driver.json          host and pid of the driver running it
         optuna.db            one Optuna study per pair, named NAME/DATASET/MODEL
-        tune/                the Ray Tune experiment (restored by --resume)
+        tune/                the Ray Tune experiment (restored by --resume); STORAGE/NAME instead
+                             with --storage (cryotune.sweep.storage)
         trials/TRIAL_ID/     last.pt, best.pt, result.json, error.txt of one trial
         records/DATASET__MODEL.json   the best-config record of a finished pair
 """

@@ -4,6 +4,8 @@
 job execution off it is two processes (~0.5 GB) that answer ``/health`` after a few seconds. It
 binds to loopback, reads the workspace's sqlite store and serves the artifacts beside it
 (``WORKSPACE/mlartifacts``), so runs logged by sweeps without a server show their files too.
+Over a database store (``--tracking-uri postgresql://...``) it is the tracking server of a
+cluster: sweeps log to it over HTTP and their artifacts land in ``--artifacts-dir``.
 """
 
 from __future__ import annotations
@@ -58,9 +60,14 @@ class UiServer:
 
 
 def ui_server(
-    workspace: str | None, tracking_uri: str | None, port: int, host: str = "127.0.0.1"
+    workspace: str | None,
+    tracking_uri: str | None,
+    port: int,
+    host: str = "127.0.0.1",
+    artifacts_dir: str | None = None,
 ) -> UiServer:
-    """The server for ``--workspace`` (its sqlite store) or a ``--tracking-uri`` database."""
+    """The server for ``--workspace`` (its sqlite store) or a ``--tracking-uri`` database; the
+    artifacts of a database store go to ``artifacts_dir``, else ``WORKSPACE/mlartifacts``."""
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port}: give a TCP port in 1..65535")
     if tracking_uri:
@@ -73,7 +80,12 @@ def ui_server(
         path = sqlite_path(uri)
         if path is not None and not path.is_file():
             raise UsageError(f"--tracking-uri {uri}: no such file {path}")
-        artifacts = path.parent / ARTIFACTS_DIR if path is not None else None
+        if artifacts_dir is not None:
+            artifacts = Path(artifacts_dir).expanduser().resolve()
+        elif path is not None:
+            artifacts = path.parent / ARTIFACTS_DIR
+        else:
+            artifacts = Path(workspace or DEFAULT_WORKSPACE).expanduser().resolve() / ARTIFACTS_DIR
         return UiServer(uri, artifacts, host, port)
     root = Path(workspace or DEFAULT_WORKSPACE).expanduser().resolve()
     if not root.is_dir():

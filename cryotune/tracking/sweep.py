@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryotune.sweep.keys import ORPHANED, TUNE_TRIAL_ID
+from cryotune.sweep.storage import masked_url, masked_urls
 from cryotune.sweep.workspace import SweepWorkspace, write_json_atomic
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
@@ -28,6 +29,7 @@ from cryotune.tracking.names import (
     LEVEL_PAIR,
     LEVEL_SWEEP,
     PARENT_TAG,
+    PLAN_ARTIFACT,
     RECORD_ARTIFACT,
     STATE_FINISHED,
     STATE_RUNNING,
@@ -202,7 +204,9 @@ class SweepTracker:
             )
         sweep_box.append("tags", tags={TAG_STATE: STATE_RUNNING})
         sweep_box.append("status", status="RUNNING")
-        sweep_box.append("artifact", file=str(workspace.plan_file))
+        shared_plan = sweep_box.folder / PLAN_ARTIFACT
+        write_json_atomic(shared_plan, masked_urls(workspace.read_plan()))
+        sweep_box.append("artifact", file=str(shared_plan))
         sweep_run_id = _deliver_now(sweep_box, client, uri, f"the run of sweep '{plan.name}'")
         pair_run_ids = {}
         for pair in plan.pairs:
@@ -409,7 +413,7 @@ class SweepTracker:
         """Where to look at the sweep in MLflow, for the user."""
         path = sqlite_path(self.uri)
         if path is None:
-            return f"MLflow: {self.uri}/#/experiments/{self.experiment_id}"
+            return f"MLflow: {masked_url(self.uri)}/#/experiments/{self.experiment_id}"
         flag = (
             f"--workspace {path.parent}"
             if path.name == STORE_FILE

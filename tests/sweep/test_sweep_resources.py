@@ -74,3 +74,15 @@ def test_token_groups_and_resampled_grids_count_in_the_estimate():
     assert tokens_gb("thor") > estimate_gpu_memory_gb(one_set)  # four spectral groups
     ramen = TrialFootprint.of(ENCODERS["ramen"], max_depth=0, batch_size=8, input_size=40)
     assert ramen.token_grid == 15 and ramen.token_sets == 2
+
+
+def test_data_workers_per_trial_raise_the_cpu_request(data_root):
+    from cryotune.sweep.driver import SweepRequest, resolve_spec
+
+    spec = resolve_spec(SweepRequest(datasets=["glid"], data_workers=3))
+    assert spec.trial["num_workers"] == 3
+    plan = plan_sweep(spec, "r", ["glid"], ["unet"], [str(data_root)], "random")
+    assert plan.pairs[0].base.num_workers == 3
+    assert pair_resources(plan, cluster_gpus=0) == {"glid/unet": {"cpu": 3.0, "gpu": 0.0}}
+    more = with_overrides_plan(plan, **{"resources.cpu": 4.0})
+    assert pair_resources(more, cluster_gpus=0)["glid/unet"]["cpu"] == 4.0
