@@ -1,12 +1,24 @@
-"""Shared test setup: one torch thread (the CI machine is small and shared), and per-user
-folders (data, caches) redirected into each test's tmp folder so tests never touch ``~``."""
+"""Shared test setup: one torch thread (the CI machine is small and shared), per-user folders
+(data, caches) redirected into each test's tmp folder so tests never touch ``~``, and the real
+``cryotune`` command run in a subprocess (to its end, or in the background)."""
 
 from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+CRYOTUNE = (sys.executable, "-m", "cryotune.cli")
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +28,75 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     for var in ("CRYOTUNE_DATA", "CRYOTUNE_CACHE"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of CLI subprocesses: no user settings of cryotune or MLflow, one thread,
+    no GPU, a home of its own."""
+    home = tmp_path_factory.mktemp("cli-home")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CRYOTUNE_", "MLFLOW_")) or k == "MLFLOW_ALLOW_FILE_STORE"
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "cache"),
+        OMP_NUM_THREADS="1",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def cryotune(cli_env) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``cryotune ARGS`` to its end in the repository root."""
+
+    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*CRYOTUNE, *args],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            cwd=REPO,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def background(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start a command in its own process group without waiting, its output in ``log`` (a path,
+    or a name in the test's tmp folder); at teardown whatever is left of that group is killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, log: str | Path, **env: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            list(args),
+            stdout=(tmp_path / log).open("w"),
+            stderr=subprocess.STDOUT,
+            env={**cli_env, **env},
+            cwd=REPO,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def cryotune_background(background) -> Callable[..., subprocess.Popen]:
+    """Start ``cryotune ARGS`` in the background (the driver and its embedded Ray cluster)."""
+
+    def start(*args: str, log: str | Path) -> subprocess.Popen:
+        return background(*CRYOTUNE, *args, log=log)
+
+    return start

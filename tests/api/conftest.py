@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,14 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = "api-glid"
-
-
-@pytest.fixture(scope="session")
-def api_env(tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("api-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYOTUNE_", "MLFLOW_"))}
-    env.update(HOME=str(home), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
-    return env
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +54,7 @@ def sweep_command(api_data) -> Callable[..., list[str]]:
 
 
 @pytest.fixture(scope="session")
-def api_sweep(api_env, sweep_command, tmp_path_factory) -> Path:
+def api_sweep(cli_env, sweep_command, tmp_path_factory) -> Path:
     """The folder of a finished sweep of two models on synthetic GLID (its parent is the
     workspace)."""
     workspace = tmp_path_factory.mktemp("api-sweep") / "runs"
@@ -77,7 +67,7 @@ def api_sweep(api_env, sweep_command, tmp_path_factory) -> Path:
         ],
         capture_output=True,
         text=True,
-        env=api_env,
+        env=cli_env,
         cwd=REPO,
         timeout=400,
     )
@@ -98,7 +88,7 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def serve(api_env, tmp_path_factory) -> Iterator[Callable[..., Server]]:
+def serve(cli_env, tmp_path_factory) -> Iterator[Callable[..., Server]]:
     """Start `cryotune serve ARGS` on a free port, wait until /health answers on loopback, and
     return its base URL and output; every server is stopped at the end of the session."""
     started: list[subprocess.Popen] = []
@@ -106,7 +96,7 @@ def serve(api_env, tmp_path_factory) -> Iterator[Callable[..., Server]]:
 
     def start(*args: str, token: str | None = None) -> Server:
         port = free_port()
-        env = dict(api_env)
+        env = dict(cli_env)
         if token is not None:
             env["CRYOTUNE_API_TOKEN"] = token
         log = logs / f"serve-{port}.log"
@@ -136,27 +126,3 @@ def serve(api_env, tmp_path_factory) -> Iterator[Callable[..., Server]]:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-@pytest.fixture
-def background_sweep(api_env) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start a sweep in its own process group; whatever is left of the group is killed after."""
-    started: list[subprocess.Popen] = []
-
-    def start(args: list[str], log: Path) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cryotune.cli", *args],
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            env=api_env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

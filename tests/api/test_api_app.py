@@ -148,12 +148,12 @@ def test_with_a_token_every_endpoint_but_health_needs_it(serve, api_sweep):
 
 
 def test_the_api_answers_while_a_sweep_runs_and_sees_its_progress(
-    serve, background_sweep, sweep_command, tmp_path
+    serve, cryotune_background, sweep_command, tmp_path
 ):
     workspace = tmp_path / "runs"
     url = serve("--workspace", str(workspace)).url
     args = [*sweep_command(workspace, "live", "unet", 8), "--max-concurrent", "1"]
-    sweep = background_sweep(args, log=tmp_path / "sweep.log")
+    sweep = cryotune_background(*args, log=tmp_path / "sweep.log")
     seen: list[tuple[str, int]] = []
     pair_running = False
     deadline = time.monotonic() + 240

@@ -7,7 +7,6 @@ storage, the real trainer), one CPU thread per trial.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -15,13 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -65,66 +62,6 @@ def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tracking-data")
     write_synthetic("glid", root / "glid", tiles=4, size=48, seed=0)
     return root
-
-
-@pytest.fixture(scope="session")
-def cli_env(tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("tracking-home")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CRYOTUNE_", "MLFLOW_")) or k == "MLFLOW_ALLOW_FILE_STORE"
-    }
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / "cache"),
-        OMP_NUM_THREADS="1",
-        CUDA_VISIBLE_DEVICES="",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-@pytest.fixture(scope="session")
-def cryotune(cli_env) -> Callable[..., subprocess.CompletedProcess]:
-    """Run ``cryotune ARGS`` to its end in the repository root."""
-
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "cryotune.cli", *args],
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            cwd=REPO,
-            timeout=timeout,
-        )
-
-    return run
-
-
-@pytest.fixture
-def background(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start a command in its own process group without waiting; at teardown whatever is left
-    of that group is killed."""
-    started: list[subprocess.Popen] = []
-
-    def start(*args: str, log: str, **env: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            list(args),
-            stdout=(tmp_path / log).open("w"),
-            stderr=subprocess.STDOUT,
-            env={**cli_env, **env},
-            cwd=REPO,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @dataclass
