@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from bench.output import spread, write_result
-from bench.workload import TINY_TRIAL, derive_spec, quiet_environment, run_cryotune, write_data
+from bench.table import Row
+from bench.workload import TINY_TRIAL, Workspace, quiet_environment, write_data
 
 NAME = "concurrent_pairs"
 DATASETS = ("glid", "caffe")
@@ -37,24 +38,21 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="cryotune-bench-pairs-") as tmp:
         work = Path(tmp)
         data_root = write_data(work / "data", DATASETS, tiles=8, size=32)
-        spec = derive_spec(
-            "default",
-            work / "pairs.yaml",
+        space = Workspace(data_root, work, args.slots)
+        spec = space.cryotune_spec(
+            "pairs.yaml",
+            TINY_TRIAL,
             **{
                 "scheduler.grace_period": 1,
                 "scheduler.reduction_factor": 2,
                 "scheduler.max_epochs": args.epochs,
                 "sampler.startup_trials": 2,
                 "budget.trials": args.trials,
-                "trial": {**TINY_TRIAL, "cache_dir": str(work / "cache")},
             },
         )
 
         def sweep(name: str, datasets: list[str], seed: int) -> float:
-            run = run_cryotune(
-                name, datasets, spec, data_root, work / "sweeps", args.slots, seed, [MODEL]
-            )
-            return run.wall_s
+            return space.run_cryotune(name, datasets, spec, seed, [MODEL]).wall_s
 
         for repeat in range(args.repeats):
             print(f"concurrent_pairs repeat {repeat}", flush=True)
@@ -76,17 +74,15 @@ def main(argv: list[str] | None = None) -> dict:
         "quick": args.quick,
     }
     path = write_result(NAME, result, args.out)
-    print(f"together {result['together_wall_s']['values']} s, one after another ")
     print(
+        f"together {result['together_wall_s']['values']} s, one after another "
         f"{result['one_after_another_wall_s']['values']} s, ratio {result['wall_ratio']['values']}"
     )
     print(f"met: {result['met']}; wrote {path}")
     return result
 
 
-def row(result: dict):
-    from bench.table import Row
-
+def row(result: dict) -> Row:
     return Row(
         compared=f"{' + '.join(result['pairs'])}, {result['trials_per_pair']} trials each "
         f"(ASHA, cap {result['epoch_cap']} epochs), {result['slots']} slots: one sweep of both "

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bench.output import spread, write_result
+from bench.table import Row
 from cryotune.data.bands import ANY_BANDS, BandMapping, map_bands
 from cryotune.data.cache import TileCache
 from cryotune.data.datasets import DatasetSpec, get_dataset
@@ -130,9 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def row(result: dict):
-    from bench.table import Row
-
+def row(result: dict) -> Row:
     return Row(
         compared=f"tiles/s through a DataLoader: tile cache vs rasterio every epoch "
         f"({result['tiles']} ten-band {result['size_px']} px tiles, batch "

@@ -14,11 +14,13 @@ import argparse
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from bench.output import spread, write_result
+from bench.table import Row
 
 NAME = "gpu_trainer"
 DATASET = "glid"
@@ -30,49 +32,40 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cryotune_steps(trial, runtime, rounds: int) -> list[float]:
+def cryotune_step_s(trial, runtime) -> float:
     """Seconds per step of the trainer's own ``train_epoch`` (its loader, transfers, autocast,
-    loss, optimizer and LR schedule), one epoch of ``steps_per_epoch`` steps per round."""
+    loss, optimizer and LR schedule) over one epoch of ``steps_per_epoch`` steps."""
     from cryotune.train.trainer import train_epoch
 
-    times = []
-    for _ in range(rounds):
-        _sync(runtime.device)
-        started = time.perf_counter()
-        train_epoch(trial, runtime)
-        _sync(runtime.device)
-        times.append((time.perf_counter() - started) / trial.steps_per_epoch)
-    return times
+    _sync(runtime.device)
+    started = time.perf_counter()
+    train_epoch(trial, runtime)
+    _sync(runtime.device)
+    return (time.perf_counter() - started) / trial.steps_per_epoch
 
 
-def bare_steps(
-    model, loader, device: torch.device, steps: int, rounds: int, ignore_index: int
-) -> list[float]:
-    """Seconds per step of a plain loop: batches to the device, bf16 autocast on CUDA, mean
-    cross-entropy over labelled pixels, AdamW."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+def bare_step_s(
+    model, optimizer, loader, device: torch.device, steps: int, ignore_index: int
+) -> float:
+    """Seconds per step of a plain loop over ``steps`` batches: batches to the device, bf16
+    autocast on CUDA, mean cross-entropy over labelled pixels, ``optimizer`` (AdamW)."""
     model.train()
     cuda = device.type == "cuda"
-    times = []
-    for _ in range(rounds):
-        _sync(device)
-        started = time.perf_counter()
-        for step, batch in enumerate(loader):
-            if step >= steps:
-                break
-            inputs = {k: v.to(device, non_blocking=True) for k, v in batch["inputs"].items()}
-            mask = batch["mask"].to(device, non_blocking=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                logits = model(inputs)
-            loss = torch.nn.functional.cross_entropy(
-                logits.float(), mask, ignore_index=ignore_index
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        _sync(device)
-        times.append((time.perf_counter() - started) / steps)
-    return times
+    _sync(device)
+    started = time.perf_counter()
+    for step, batch in enumerate(loader):
+        if step >= steps:
+            break
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch["inputs"].items()}
+        mask = batch["mask"].to(device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            logits = model(inputs)
+        loss = torch.nn.functional.cross_entropy(logits.float(), mask, ignore_index=ignore_index)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return (time.perf_counter() - started) / steps
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -125,21 +118,33 @@ def main(argv: list[str] | None = None) -> dict:
             drop_last=True,
             pin_memory=runtime.cuda,
         )
-        cryotune_steps(trial, runtime, 1)  # warm-up: cudnn autotuning, allocator, page cache
-        bare_steps(bare_model, bare_loader, device, args.steps, 1, spec.ignore_index)
-        ours, bare = [], []
+        bare_optimizer = torch.optim.AdamW(
+            [p for p in bare_model.parameters() if p.requires_grad], lr=1e-4
+        )
+        loops = {
+            "cryotune": partial(cryotune_step_s, trial, runtime),
+            "bare": partial(
+                bare_step_s,
+                bare_model,
+                bare_optimizer,
+                bare_loader,
+                device,
+                args.steps,
+                spec.ignore_index,
+            ),
+        }
+        for name in loops:  # warm-up: cudnn autotuning, allocator, page cache
+            loops[name]()
+        times: dict[str, list[float]] = {name: [] for name in loops}
         if runtime.cuda:
             torch.cuda.reset_peak_memory_stats(device)
         for round_ in range(args.rounds):
-            for loop in ("cryotune", "bare") if round_ % 2 == 0 else ("bare", "cryotune"):
-                if loop == "cryotune":
-                    ours += cryotune_steps(trial, runtime, 1)
-                else:
-                    bare += bare_steps(
-                        bare_model, bare_loader, device, args.steps, 1, spec.ignore_index
-                    )
+            order = list(loops) if round_ % 2 == 0 else list(reversed(loops))
+            for name in order:
+                times[name].append(loops[name]())
+        ours, bare = times["cryotune"], times["bare"]
         peak_both_mb = runtime.peak_memory_mb()
-        del trial, bare_model
+        del trial, bare_model, bare_optimizer, loops
         if runtime.cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
@@ -185,9 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def row(result: dict):
-    from bench.table import Row
-
+def row(result: dict) -> Row:
     return Row(
         compared=f"{result['model']} at {result['size_px']} px, batch {result['batch_size']}, "
         f"{result['precision']} on {result['card']}: cryotune trainer vs bare PyTorch loop",

@@ -21,15 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.output import spread, write_result
-from bench.workload import (
-    TINY_TRIAL,
-    SweepRun,
-    derive_spec,
-    quiet_environment,
-    run_cryotune,
-    run_ray_tune,
-    write_data,
-)
+from bench.table import Row
+from bench.workload import TINY_TRIAL, SweepRun, Workspace, quiet_environment, write_data
 
 NAME = "overhead"
 DATASET, MODEL = "glid", "unet"
@@ -39,52 +32,29 @@ SHORT_TRIAL = {**TINY_TRIAL, "max_steps_per_epoch": 1}
 
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Workspace):
     trials: int
-    slots: int
-    data_root: Path
-    work: Path
 
 
 def run_cryotune_sweep(setting: Setting, repeat: int) -> SweepRun:
-    spec = derive_spec(
-        "default",
-        setting.work / f"overhead-{repeat}.yaml",
+    spec = setting.cryotune_spec(
+        f"overhead-{repeat}.yaml",
+        SHORT_TRIAL,
         **{
             "scheduler.kind": "none",
             "scheduler.max_epochs": 1,
             "budget.trials": setting.trials,
-            "trial": {**SHORT_TRIAL, "cache_dir": str(setting.work / "cache")},
         },
     )
-    return run_cryotune(
-        f"overhead-{repeat}",
-        [DATASET],
-        spec,
-        setting.data_root,
-        setting.work / "sweeps",
-        setting.slots,
-        seed=repeat,
-        models=[MODEL],
-    )
+    return setting.run_cryotune(f"overhead-{repeat}", [DATASET], spec, repeat, [MODEL])
 
 
 def run_plain_tune(setting: Setting, repeat: int) -> SweepRun:
     from ray import tune
 
-    trial = {
-        **SHORT_TRIAL,
-        "dataset": DATASET,
-        "model": MODEL,
-        "epochs": 1,
-        "seed": repeat,
-        "data_root": str(setting.data_root / DATASET),
-        "cache_dir": str(setting.work / "cache"),
-    }
+    trial = setting.trial_config(SHORT_TRIAL, DATASET, MODEL, epochs=1, seed=repeat)
     space = {"lr": tune.loguniform(1e-6, 1e-3)}
-    return run_ray_tune(
-        f"tune-{repeat}", trial, space, setting.trials, setting.slots, setting.work / "tune", repeat
-    )
+    return setting.run_ray_tune(f"tune-{repeat}", trial, space, setting.trials, repeat)
 
 
 RUNNERS: dict[str, Callable[[Setting, int], SweepRun]] = {
@@ -137,9 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[str, list[dict]] = {name: [] for name in RUNNERS}
     with tempfile.TemporaryDirectory(prefix="cryotune-bench-overhead-") as tmp:
         work = Path(tmp)
-        setting = Setting(
-            args.trials, args.slots, write_data(work / "data", (DATASET,), 8, 32), work
-        )
+        data_root = write_data(work / "data", (DATASET,), 8, 32)
+        setting = Setting(data_root=data_root, work=work, slots=args.slots, trials=args.trials)
         for repeat in range(args.repeats):
             for name, runner in RUNNERS.items():
                 print(f"overhead repeat {repeat}: {name}", flush=True)
@@ -179,22 +148,16 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-if __name__ == "__main__":
-    main()
-
-
-def row(result: dict):
-    from bench.table import Row
-
+def row(result: dict) -> Row:
     s = result["summary"]
 
-    def both(name: str, figure: str) -> str:
+    def median(name: str, figure: str) -> str:
         return f"{s[name][figure].get('median', '-')}"
 
     figures = "; ".join(
-        f"{name}: {both(name, 'steady_overhead_per_trial_s')} s/trial, utilisation "
-        f"{both(name, 'steady_utilisation')} (whole run incl. {both(name, 'startup_s')} s "
-        f"start: {both(name, 'overhead_per_trial_s')} s, {both(name, 'utilisation')})"
+        f"{name}: {median(name, 'steady_overhead_per_trial_s')} s/trial, utilisation "
+        f"{median(name, 'steady_utilisation')} (whole run incl. {median(name, 'startup_s')} s "
+        f"start: {median(name, 'overhead_per_trial_s')} s, {median(name, 'utilisation')})"
         for name in s
     )
     return Row(
@@ -207,3 +170,7 @@ def row(result: dict):
         spread=f"{result['repeats']} repeats; cryotune steady s/trial "
         f"{s['cryotune']['steady_overhead_per_trial_s']['values']}",
     )
+
+
+if __name__ == "__main__":
+    main()

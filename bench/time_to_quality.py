@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.output import plot_path, spread, write_result
+from bench.table import Row
 from bench.workload import (
+    SWEEPS,
     TINY_TRIAL,
     EpochEvent,
     SweepRun,
-    derive_spec,
+    Workspace,
     quiet_environment,
-    run_cryotune,
-    run_ray_tune,
     write_data,
 )
 
@@ -50,35 +50,24 @@ TRAIN_TILES, TILE_PX = 16, 32
 
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(Workspace):
     epochs: int
     cryotune_trials: int
     grid: tuple[float, ...]
-    data_root: Path
-    work: Path
-    slots: int
 
     @property
     def lr_range(self) -> tuple[float, float]:
         return min(self.grid), max(self.grid)
 
     def trial(self, seed: int) -> dict:
-        return {
-            **TINY_TRIAL,
-            "dataset": DATASET,
-            "model": MODEL,
-            "epochs": self.epochs,
-            "seed": seed,
-            "data_root": str(self.data_root / DATASET),
-            "cache_dir": str(self.work / "cache"),
-        }
+        return self.trial_config(TINY_TRIAL, DATASET, MODEL, self.epochs, seed)
 
 
 def run_cryotune_strategy(setting: Setting, seed: int) -> SweepRun:
     low, high = setting.lr_range
-    spec = derive_spec(
-        "default",
-        setting.work / f"cryotune-{seed}.yaml",
+    spec = setting.cryotune_spec(
+        f"cryotune-{seed}.yaml",
+        TINY_TRIAL,
         **{
             "space.lr": {"low": low, "high": high},
             "sampler.startup_trials": 3,
@@ -86,28 +75,16 @@ def run_cryotune_strategy(setting: Setting, seed: int) -> SweepRun:
             "scheduler.reduction_factor": 2,
             "scheduler.max_epochs": setting.epochs,
             "budget.trials": setting.cryotune_trials,
-            "trial": {**TINY_TRIAL, "cache_dir": str(setting.work / "cache")},
         },
     )
-    return run_cryotune(
-        f"ttq-{seed}",
-        [DATASET],
-        spec,
-        setting.data_root,
-        setting.work / "sweeps",
-        setting.slots,
-        seed=seed,
-        models=[MODEL],
-    )
+    return setting.run_cryotune(f"ttq-{seed}", [DATASET], spec, seed, [MODEL])
 
 
 def run_grid(setting: Setting, seed: int) -> SweepRun:
     from ray import tune
 
     space = {"lr": tune.grid_search(list(setting.grid))}
-    return run_ray_tune(
-        f"grid-{seed}", setting.trial(seed), space, 1, setting.slots, setting.work / "tune", seed
-    )
+    return setting.run_ray_tune(f"grid-{seed}", setting.trial(seed), space, 1, seed)
 
 
 def run_random(setting: Setting, seed: int) -> SweepRun:
@@ -115,15 +92,7 @@ def run_random(setting: Setting, seed: int) -> SweepRun:
 
     space = {"lr": tune.loguniform(*setting.lr_range)}
     samples = len(setting.grid)
-    return run_ray_tune(
-        f"random-{seed}",
-        setting.trial(seed),
-        space,
-        samples,
-        setting.slots,
-        setting.work / "tune",
-        seed,
-    )
+    return setting.run_ray_tune(f"random-{seed}", setting.trial(seed), space, samples, seed)
 
 
 def run_optuna_sequential(setting: Setting, seed: int) -> SweepRun:
@@ -250,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     quiet_environment()
     from cryotune.sweep.spec import load_spec
 
-    grid = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "lr-grid.yaml").space.lr.grid
+    grid = load_spec(SWEEPS / "lr-grid.yaml").space.lr.grid
     if args.quick:
         args.seeds, args.epochs, args.cryotune_trials, grid = 1, 2, 2, grid[-2:]
     per_seed = []
@@ -258,7 +227,12 @@ def main(argv: list[str] | None = None) -> dict:
         work = Path(tmp)
         data_root = write_data(work / "data", (DATASET,), tiles=TRAIN_TILES, size=TILE_PX)
         setting = Setting(
-            args.epochs, args.cryotune_trials, tuple(grid), data_root, work, args.slots
+            data_root=data_root,
+            work=work,
+            slots=args.slots,
+            epochs=args.epochs,
+            cryotune_trials=args.cryotune_trials,
+            grid=tuple(grid),
         )
         for seed in range(args.seeds):
             runs = {}
@@ -300,17 +274,11 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _median(summary: dict) -> str:
     return "-" if "median" not in summary else f"{summary['median']:g}"
 
 
-def row(result: dict):
-    from bench.table import Row
-
+def row(result: dict) -> Row:
     strategies = result["strategies"]
     figures = "; ".join(
         f"{name}: {_median(s['epochs_to_target'])} epochs / "
@@ -329,3 +297,7 @@ def row(result: dict):
         f"{strategies['cryotune']['epochs_to_target']['values']}, grid "
         f"{strategies['grid']['epochs_to_target']['values']}",
     )
+
+
+if __name__ == "__main__":
+    main()

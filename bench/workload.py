@@ -61,6 +61,46 @@ def derive_spec(base: str, out: Path, **overrides) -> Path:
 
 
 @dataclass(frozen=True)
+class Workspace:
+    """A sweep benchmark's shared ground: synthetic data under ``data_root`` and, under ``work``,
+    one tile cache (cache/), cryotune sweeps (sweeps/) and plain Ray Tune runs (tune/); every way
+    runs ``slots`` trials at once."""
+
+    data_root: Path
+    work: Path
+    slots: int
+
+    def trial_config(self, base: dict, dataset: str, model: str, epochs: int, seed: int) -> dict:
+        """A whole trial config for a plain Ray Tune or Optuna run of ``base`` on this data."""
+        return {
+            **base,
+            "dataset": dataset,
+            "model": model,
+            "epochs": epochs,
+            "seed": seed,
+            "data_root": str(self.data_root / dataset),
+            "cache_dir": str(self.work / "cache"),
+        }
+
+    def cryotune_spec(self, file: str, trial: dict, **overrides) -> Path:
+        """``sweeps/default.yaml`` with ``overrides``, its trials ``trial`` on the shared cache."""
+        trial = {**trial, "cache_dir": str(self.work / "cache")}
+        return derive_spec("default", self.work / file, **overrides, trial=trial)
+
+    def run_cryotune(
+        self, name: str, datasets: list[str], spec: Path, seed: int, models: list[str]
+    ) -> SweepRun:
+        return run_cryotune(
+            name, datasets, spec, self.data_root, self.work / "sweeps", self.slots, seed, models
+        )
+
+    def run_ray_tune(
+        self, name: str, trial: dict, param_space: dict, samples: int, seed: int
+    ) -> SweepRun:
+        return run_ray_tune(name, trial, param_space, samples, self.slots, self.work / "tune", seed)
+
+
+@dataclass(frozen=True)
 class EpochEvent:
     """One validated epoch of one trial, at ``at`` seconds after the run started."""
 

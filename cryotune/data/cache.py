@@ -214,7 +214,6 @@ class TileCache:
         self, spec: DatasetSpec, root: Path, split: str, name: str, document: dict, pairs: list
     ) -> Path:
         final = self.cache_dir / name
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temps()
         temp = self.cache_dir / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
