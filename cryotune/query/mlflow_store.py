@@ -19,8 +19,18 @@ from pathlib import Path
 from cryotune.errors import CryotuneError, NotFoundError, UsageError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
 from cryotune.tracking.names import (
+    LEVEL_PAIR,
+    LEVEL_SWEEP,
+    LEVEL_TRIAL,
     PLAN_ARTIFACT,
     RECORD_ARTIFACT,
+    STATE_FINISHED,
+    STATE_INTERRUPTED,
+    STATE_RUNNING,
+    STATUS_COMPLETED,
+    STATUS_FAILED,
+    STATUS_PRUNED,
+    STATUS_RUNNING,
     TAG_DATASET,
     TAG_DATASETS,
     TAG_LEVEL,
@@ -43,8 +53,8 @@ QUIET_CLIENT = {
 retry for minutes when a tracking server is away, so a reader answers at once."""
 
 _PAGE = 1000
-_RUN_STATES = {"RUNNING": "running", "FINISHED": "finished"}
-_TRIAL_STATES = ("completed", "pruned", "failed", "running")
+_RUN_STATES = {"RUNNING": STATE_RUNNING, "FINISHED": STATE_FINISHED}
+_TRIAL_STATES = (STATUS_COMPLETED, STATUS_PRUNED, STATUS_FAILED, STATUS_RUNNING)
 
 
 class MlflowSource:
@@ -83,11 +93,11 @@ class MlflowSource:
     def records(self, dataset: str | None = None) -> list[dict]:
         experiments = self._experiments()
         records = []
-        for run in self._runs(list(experiments.values()), f"tags.`{TAG_LEVEL}` = 'pair'"):
+        for run in self._runs(list(experiments.values()), f"tags.`{TAG_LEVEL}` = '{LEVEL_PAIR}'"):
             tags = run.data.tags
             if dataset is not None and tags.get(TAG_DATASET) != dataset:
                 continue
-            if tags.get(TAG_STATE) != "finished":
+            if tags.get(TAG_STATE) != STATE_FINISHED:
                 continue
             record = self._artifact(run.info.run_id, RECORD_ARTIFACT)
             if record is not None:
@@ -103,7 +113,7 @@ class MlflowSource:
             return None
         tags = pair_run.data.tags
         query = (
-            f"tags.`{TAG_LEVEL}` = 'trial' and tags.`{TAG_PAIR}` = '{tags.get(TAG_PAIR)}' "
+            f"tags.`{TAG_LEVEL}` = '{LEVEL_TRIAL}' and tags.`{TAG_PAIR}` = '{tags.get(TAG_PAIR)}' "
             f"and tags.`{TAG_STUDY_TRIAL}` = '{int(study_trial)}'"
         )
         found = next(self._runs([pair_run.info.experiment_id], query), None)
@@ -167,15 +177,15 @@ class MlflowSource:
 
     def _detail(self, name: str, experiment_id: str) -> SweepDetail:
         runs = list(self._runs([experiment_id]))
-        by_level: dict[str, list] = {"sweep": [], "pair": [], "trial": []}
+        by_level: dict[str, list] = {LEVEL_SWEEP: [], LEVEL_PAIR: [], LEVEL_TRIAL: []}
         for run in runs:
             by_level.setdefault(run.data.tags.get(TAG_LEVEL, ""), []).append(run)
-        sweep_run = by_level["sweep"][0] if by_level["sweep"] else None
+        sweep_run = by_level[LEVEL_SWEEP][0] if by_level[LEVEL_SWEEP] else None
         plan = self._artifact(sweep_run.info.run_id, PLAN_ARTIFACT) if sweep_run else None
         planned = {p["key"]: p for p in (plan or {}).get("pair_plans", [])}
-        pair_runs = {r.data.tags.get(TAG_PAIR, r.info.run_name): r for r in by_level["pair"]}
+        pair_runs = {r.data.tags.get(TAG_PAIR, r.info.run_name): r for r in by_level[LEVEL_PAIR]}
         trials: dict[str, list] = {}
-        for run in by_level["trial"]:
+        for run in by_level[LEVEL_TRIAL]:
             trials.setdefault(run.data.tags.get(TAG_PAIR, ""), []).append(run)
         keys = list(planned) + sorted(k for k in pair_runs if k not in planned)
         pairs = [
@@ -216,11 +226,11 @@ def _time(ms: int | None) -> dt.datetime | None:
 
 def _sweep_state(run) -> str:
     if run is None:
-        return "interrupted"
+        return STATE_INTERRUPTED
     state = run.data.tags.get(TAG_STATE)
-    if state in ("running", "finished", "interrupted"):
+    if state in (STATE_RUNNING, STATE_FINISHED, STATE_INTERRUPTED):
         return state
-    return _RUN_STATES.get(run.info.status, "interrupted")
+    return _RUN_STATES.get(run.info.status, STATE_INTERRUPTED)
 
 
 def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> PairSummary:
@@ -235,11 +245,11 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
         for s, name in zip(_TRIAL_STATES, ("complete", "pruned", "failed", "running"))
     }
     if trial_runs:
-        counts["running"] = len(by_status["running"])
-    finished = tags.get(TAG_STATE) == "finished"
+        counts[STATUS_RUNNING] = len(by_status[STATUS_RUNNING])
+    finished = tags.get(TAG_STATE) == STATE_FINISHED
     complete = [
         t
-        for t in by_status["completed"]
+        for t in by_status[STATUS_COMPLETED]
         if "best_val_miou" in t.data.metrics and "lr" in t.data.params
     ]
     best = max(complete, key=lambda t: t.data.metrics["best_val_miou"]) if complete else None
@@ -248,7 +258,7 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
         best_val = best.data.metrics["best_val_miou"]
     start = run.info.start_time if run is not None else None
     end = (run.info.end_time if run is not None else None) or time.time() * 1000
-    state = "finished" if finished else "running" if counts["running"] else "waiting"
+    state = "finished" if finished else "running" if counts[STATUS_RUNNING] else "waiting"
     return PairSummary(
         key=key,
         dataset=tags.get(TAG_DATASET, dataset),
@@ -257,11 +267,11 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
         state=state,
         finished=finished,
         budget=(plan or {}).get("trials"),
-        complete=counts["completed"],
-        pruned=counts["pruned"],
-        failed=counts["failed"],
-        running=counts["running"],
-        done=counts["completed"] + counts["pruned"] + counts["failed"],
+        complete=counts[STATUS_COMPLETED],
+        pruned=counts[STATUS_PRUNED],
+        failed=counts[STATUS_FAILED],
+        running=counts[STATUS_RUNNING],
+        done=counts[STATUS_COMPLETED] + counts[STATUS_PRUNED] + counts[STATUS_FAILED],
         best_val_miou=best_val,
         best_config=_best_so_far(best) if best is not None else None,
         elapsed_s=max(0.0, (end - start) / 1000) if start else 0.0,

@@ -16,9 +16,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cryotune.errors import DataError, NotFoundError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
-from cryotune.sweep.keys import ORPHANED, RESULT
+from cryotune.sweep.keys import RESULT
 from cryotune.sweep.records import read_records
-from cryotune.sweep.status import summarize_study
+from cryotune.sweep.status import live_trials, summarize_study
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
 
 
@@ -86,7 +86,7 @@ class WorkspaceSource:
         times = [_mtime(workspace.plan_file)]
         for pair in plan["pair_plans"]:
             study = studies.get(pair["study_name"])
-            trials = _live_trials(study)
+            trials = live_trials(study)
             times += [t for trial in trials for t in _trial_times(trial)]
             record = _read_record(records[pair["key"]])
             if record is not None:
@@ -105,13 +105,6 @@ class WorkspaceSource:
             location=str(workspace.dir),
             pairs=pairs,
         )
-
-
-def _live_trials(study: optuna.Study | None) -> list[FrozenTrial]:
-    if study is None:
-        return []
-    orphaned = set(study.user_attrs.get(ORPHANED, []))
-    return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
 
 
 def _pair(

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from cryotune.sweep.keys import ERROR, ORPHANED, RESULT, TUNE_TRIAL_ID
+from cryotune.sweep.status import live_trials
 from cryotune.sweep.storage import masked_url
 from cryotune.sweep.workspace import SweepWorkspace, list_sweeps, write_json_atomic
 
@@ -137,8 +138,8 @@ def _trial_seconds(frozen) -> float:
 
 
 def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: float) -> dict:
-    orphaned = set(study.user_attrs.get(ORPHANED, []))
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
+    trials = live_trials(study)
+    orphaned = study.user_attrs.get(ORPHANED, [])
     count = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE and RESULT in t.user_attrs]
     base = {
@@ -236,18 +237,6 @@ def read_records(
                 continue
             records.append({**record, "record_file": str(path)})
     return records
-
-
-def best_per_model(records: list[dict]) -> list[dict]:
-    """The best complete record of each model, best first."""
-    best: dict[str, dict] = {}
-    for record in records:
-        if record.get("status") != "complete":
-            continue
-        current = best.get(record["model"])
-        if current is None or record["best"]["val_miou"] > current["best"]["val_miou"]:
-            best[record["model"]] = record
-    return sorted(best.values(), key=lambda r: -r["best"]["val_miou"])
 
 
 def record_rows(records: list[dict]) -> list[tuple]:

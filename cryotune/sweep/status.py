@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from cryotune.sweep.keys import ORPHANED
 
@@ -37,12 +37,19 @@ class PairStatus:
         return {**asdict(self), "done": self.done}
 
 
+def live_trials(study: optuna.Study | None) -> list[FrozenTrial]:
+    """The study's trials less the orphaned ones (never trained, see StudySearch.reconcile)."""
+    if study is None:
+        return []
+    orphaned = set(study.user_attrs.get(ORPHANED, []))
+    return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
+
+
 def summarize_study(
     study: optuna.Study | None, key: str, study_name: str, budget: int, finished: bool
 ) -> PairStatus:
-    trials = study.get_trials(deepcopy=False) if study is not None else []
-    orphaned = set(study.user_attrs.get(ORPHANED, [])) if study is not None else set()
-    trials = [t for t in trials if t.number not in orphaned]
+    trials = live_trials(study)
+    orphaned = study.user_attrs.get(ORPHANED, []) if study is not None else []
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     starts = [t.datetime_start for t in trials if t.datetime_start]

@@ -62,10 +62,9 @@ LEADERBOARD_COLUMNS = (
 )
 """Columns of a sweep run's leaderboard table, one row per model."""
 
-PAIR_PLOTS = (
-    "confusion_matrix.png",
-    "prediction_preview.png",
-    "optimization_history.png",
-    "val_miou_vs_lr.png",
-)
+CONFUSION_PNG = "confusion_matrix.png"
+PREVIEW_PNG = "prediction_preview.png"
+HISTORY_PNG = "optimization_history.png"
+LR_PNG = "val_miou_vs_lr.png"
+PAIR_PLOTS = (CONFUSION_PNG, PREVIEW_PNG, HISTORY_PNG, LR_PNG)
 """Pair run artifacts drawn from the study and the best trial."""

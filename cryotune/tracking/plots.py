@@ -12,11 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-CONFUSION_PNG = "confusion_matrix.png"
-PREVIEW_PNG = "prediction_preview.png"
-HISTORY_PNG = "optimization_history.png"
-LR_PNG = "val_miou_vs_lr.png"
-
 
 @dataclass(frozen=True)
 class TrialPoint:

@@ -19,17 +19,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryotune.sweep.keys import ORPHANED, TUNE_TRIAL_ID
+from cryotune.sweep.keys import TUNE_TRIAL_ID
+from cryotune.sweep.status import live_trials
 from cryotune.sweep.storage import masked_url, masked_urls
 from cryotune.sweep.workspace import SweepWorkspace, write_json_atomic
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
+    CONFUSION_PNG,
+    HISTORY_PNG,
     LEADERBOARD_COLUMNS,
     LEADERBOARD_DIR,
     LEVEL_PAIR,
     LEVEL_SWEEP,
+    LR_PNG,
     PARENT_TAG,
     PLAN_ARTIFACT,
+    PREVIEW_PNG,
     RECORD_ARTIFACT,
     STATE_FINISHED,
     STATE_RUNNING,
@@ -88,14 +93,9 @@ def open_experiment(client, name: str, uri: str) -> str:
     return experiment.experiment_id
 
 
-def study_trials(study) -> list:
-    orphaned = set(study.user_attrs.get(ORPHANED, []))
-    return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
-
-
 def study_counts(study) -> dict:
     """The pair run's count metrics, from its study."""
-    trials = study_trials(study)
+    trials = live_trials(study)
     count = {s: sum(t.state.name == s for t in trials) for s in TRIAL_OUTCOMES}
     complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     values = {
@@ -112,7 +112,7 @@ def study_counts(study) -> dict:
 def study_points(study) -> list[plots.TrialPoint]:
     """Complete trials at their score, pruned ones at the last epoch they reported."""
     points = []
-    for trial in study_trials(study):
+    for trial in live_trials(study):
         if trial.state.name == "COMPLETE" and trial.value is not None:
             state, value = "complete", trial.value
         elif trial.state.name == "PRUNED" and trial.intermediate_values:
@@ -331,8 +331,8 @@ class SweepTracker:
         title = f"{pair.sweep}: {pair.key}"
         points = study_points(study)
         jobs = [
-            (plots.HISTORY_PNG, lambda p: plots.optimization_history_png(points, p, title)),
-            (plots.LR_PNG, lambda p: plots.val_miou_vs_lr_png(points, p, title)),
+            (HISTORY_PNG, lambda p: plots.optimization_history_png(points, p, title)),
+            (LR_PNG, lambda p: plots.val_miou_vs_lr_png(points, p, title)),
         ]
         best = record.get("best") or {}
         confusion = (best.get("val_metrics") or {}).get("confusion")
@@ -340,16 +340,14 @@ class SweepTracker:
             classes = list(get_dataset(pair.dataset).classes)
             jobs.append(
                 (
-                    plots.CONFUSION_PNG,
+                    CONFUSION_PNG,
                     lambda p: plots.confusion_matrix_png(confusion, classes, p, f"{title} (val)"),
                 )
             )
         trial_id = record["ids"].get("tune_trial_id")
         preview = self.workspace.trials_dir / str(trial_id) / "preview.npz"
         if trial_id and preview.is_file():
-            jobs.append(
-                (plots.PREVIEW_PNG, lambda p: plots.prediction_preview_png(preview, p, title))
-            )
+            jobs.append((PREVIEW_PNG, lambda p: plots.prediction_preview_png(preview, p, title)))
         drawn = []
         for name, draw in jobs:
             try:
