@@ -1,6 +1,5 @@
 import re
 
-import numpy as np
 import pytest
 import torch
 
@@ -20,16 +19,6 @@ def _build(dataset, model, depth, weights="random", batch_size=8):
     return build_segmenter(config, get_dataset(dataset))
 
 
-def _batch(built, size, batch=2):
-    dataset = get_dataset(built.info["dataset"])
-    rng = np.random.default_rng(0)
-    sample = {
-        m.name: rng.standard_normal((batch, len(m.bands), *size)).astype(np.float32)
-        for m in dataset.modalities
-    }
-    return built.mapping.apply(sample)
-
-
 @pytest.fixture(scope="module")
 def vit_depth_3():
     return _build("glid", "vit", 3)
@@ -43,22 +32,22 @@ def vit_depth_0():
 @pytest.mark.parametrize(
     ("dataset", "size", "classes"), [("glid", (37, 50), 2), ("caffe", (24, 24), 4)]
 )
-def test_unet_end_to_end_on_full_odd_tiles(dataset, size, classes):
+def test_unet_end_to_end_on_full_odd_tiles(dataset, size, classes, dataset_batch):
     built = _build(dataset, "unet", 5)
     assert built.input_size is None and built.spec.key == "unet"
     assert built.info["weights"] == "random" and built.info["weights_sha256"] is None
     assert built.info["modalities"] == ["all"]
-    logits = built.model(_batch(built, size))
+    logits = built.model(dataset_batch(built, size))
     assert logits.shape == (2, classes, *size)
     logits.sum().backward()
     assert all(p.grad is not None for p in built.model.parameters())
 
 
-def test_vit_end_to_end_on_caffe_sar():
+def test_vit_end_to_end_on_caffe_sar(dataset_batch):
     built = _build("caffe", "vit", 12)
     assert built.input_size == 224
     assert built.mapping.inputs == {"all": ("VV",)}
-    logits = built.model(_batch(built, (32, 48)))
+    logits = built.model(dataset_batch(built, (32, 48)))
     assert logits.shape == (2, 4, 32, 48)
     logits.sum().backward()
     assert built.model.encoder.blocks()[0].attn.qkv.weight.grad is not None
@@ -100,14 +89,14 @@ def test_train_mode_keeps_frozen_blocks_in_eval(vit_depth_3):
     assert not any(m.training for m in model.modules())
 
 
-def test_frozen_blocks_store_no_activations(vit_depth_3):
+def test_frozen_blocks_store_no_activations(vit_depth_3, dataset_batch):
     model = vit_depth_3.model.train()
     seen = []
     hooks = [
         b.register_forward_hook(lambda _m, _i, out: seen.append(out.requires_grad))
         for b in model.encoder.blocks()
     ]
-    model(_batch(vit_depth_3, (32, 32)))
+    model(dataset_batch(vit_depth_3, (32, 32)))
     for hook in hooks:
         hook.remove()
     assert seen == [False] * 9 + [True] * 3
@@ -130,7 +119,7 @@ def test_pretrained_model_without_weights_names_file_and_source(tmp_path, datase
         _build(dataset, "ssl4eo_mae", 0, weights=str(tmp_path))
 
 
-def test_ssl4eo_mae_depth_semantics_and_sar_variant():
+def test_ssl4eo_mae_depth_semantics_and_sar_variant(dataset_batch):
     frozen = _build("caffe", "ssl4eo_mae", 0)
     assert frozen.info["modalities"] == ["sar"] and frozen.info["filled_bands"] == ["sar:VH"]
     assert frozen.info["encoder_trainable_params"] == 0
@@ -139,13 +128,13 @@ def test_ssl4eo_mae_depth_semantics_and_sar_variant():
     assert middle.info["encoder_trainable_params"] == 6 * count_params(blocks[0])
     full = _build("caffe", "ssl4eo_mae", 12)
     assert full.info["encoder_trainable_params"] == count_params(full.model.encoder)
-    logits = middle.model(_batch(middle, (32, 32)))
+    logits = middle.model(dataset_batch(middle, (32, 32)))
     assert logits.shape == (2, 4, 32, 32)
 
 
-def test_upernet_models_refuse_single_tile_batches_and_unet_takes_them():
+def test_upernet_models_refuse_single_tile_batches_and_unet_takes_them(dataset_batch):
     with pytest.raises(UsageError, match=r"--batch-size 1: .* valid: 2 or more"):
         _build("glid", "vit", 0, batch_size=1)
     built = _build("glid", "unet", 5, batch_size=1)
     assert built.info["decoder"] == "unet"
-    assert built.model.train()(_batch(built, (40, 40), batch=1)).shape == (1, 2, 40, 40)
+    assert built.model.train()(dataset_batch(built, (40, 40), batch=1)).shape == (1, 2, 40, 40)

@@ -118,7 +118,11 @@ def check_taps(tapped_layers: Sequence[int], depth: int, encoder: str) -> tuple[
 
 
 class ViTEncoder(Encoder):
-    """A plain (non-pyramid) ViT-like encoder: embed -> layers -> tapped maps at one scale."""
+    """A plain (non-pyramid) ViT-like encoder: embed -> layers -> tapped maps at one scale.
+
+    ``head_norm`` applies to the last block's output, or with ``norm_every_tap`` to every
+    tapped layer's (THOR as Cryo-Bench taps it, ``forward_intermediates(norm=True)``).
+    """
 
     is_pyramid = False
 
@@ -132,6 +136,7 @@ class ViTEncoder(Encoder):
         modalities: Sequence[str],
         head_norm: nn.Module | None = None,
         weights_variant: str | None = None,
+        norm_every_tap: bool = False,
     ):
         super().__init__()
         self.key = key
@@ -139,6 +144,8 @@ class ViTEncoder(Encoder):
         self.layers = nn.ModuleList(layers)
         self.head_norm = head_norm
         self.taps = check_taps(tapped_layers, len(self.layers), key)
+        normed = self.taps if norm_every_tap else (len(self.layers) - 1,)
+        self.normed_taps = frozenset(normed if head_norm is not None else ())
         self.out_channels = [embed_dim] * len(self.taps)
         self.modalities = tuple(modalities)
         self.weights_variant = weights_variant
@@ -158,14 +165,11 @@ class ViTEncoder(Encoder):
         with torch.set_grad_enabled(grad and frozen == 0):
             grid = self.embed(x)
         tokens = grid.tokens
-        last = len(self.layers) - 1
         maps = []
         for index, layer in enumerate(self.layers[: self.taps[-1] + 1]):
             with torch.set_grad_enabled(grad and index >= frozen):
                 tokens = layer(tokens, **grid.block_kwargs)
                 if index in self.taps:
-                    out = tokens
-                    if index == last and self.head_norm is not None:
-                        out = self.head_norm(out)
+                    out = self.head_norm(tokens) if index in self.normed_taps else tokens
                     maps.append(grid.to_map(out))
         return maps

@@ -16,7 +16,6 @@ embedding, train only at full depth.
 
 from __future__ import annotations
 
-import math
 from types import MappingProxyType
 
 import torch
@@ -27,25 +26,13 @@ from cryotune.data.bands import BandMapping
 from cryotune.errors import DataError
 from cryotune.models.encoders.base import Encoder, check_taps, modality_input
 from cryotune.models.encoders.options import build_size, fed_modalities
+from cryotune.models.encoders.position import alibi_slopes
 from cryotune.models.encoders.spec import EncoderSpec
 from cryotune.models.encoders.tokens import init_like_mae
 
 OPTICAL_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
 SAR_BANDS = ("VV", "VH")
 PATCH_SIZE = 8
-
-
-def alibi_slopes(num_heads: int) -> list[float]:
-    """ALiBi's geometric head slopes (Press et al.), interleaved for non-powers of two."""
-
-    def power_of_two(n: int) -> list[float]:
-        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
-        return [start * start**i for i in range(n)]
-
-    if math.log2(num_heads).is_integer():
-        return power_of_two(num_heads)
-    closest = 2 ** math.floor(math.log2(num_heads))
-    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: num_heads - closest]
 
 
 def alibi_2d(
@@ -217,12 +204,13 @@ class CromaEncoder(Encoder):
     def joint(self) -> bool:
         return len(self.modalities) == 2
 
+    def _single(self) -> ViT:
+        """The optical or SAR encoder that a one-modality variant runs."""
+        return self.s2_encoder if self.modalities == ("optical",) else self.s1_encoder
+
     def _stack(self) -> nn.Module:
         """The module whose ``layers`` and ``norm_out`` produce the tapped maps."""
-        if self.joint:
-            return self.joint_encoder
-        encoder = self.s2_encoder if self.modalities == ("optical",) else self.s1_encoder
-        return encoder.transformer
+        return self.joint_encoder if self.joint else self._single().transformer
 
     def blocks(self) -> list[nn.Module]:
         return list(self._stack().layers[: self.depth])
@@ -230,8 +218,7 @@ class CromaEncoder(Encoder):
     def embeddings(self) -> list[nn.Module]:
         if self.joint:
             return [self.s1_encoder, self.s2_encoder]
-        encoder = self.s2_encoder if self.modalities == ("optical",) else self.s1_encoder
-        return [encoder.linear_input]
+        return [self._single().linear_input]
 
     def head_norms(self) -> list[nn.Module]:
         return [self._stack().norm_out]
@@ -262,8 +249,7 @@ class CromaEncoder(Encoder):
                 tokens = self.s1_encoder.encode(images["sar"], bias)
                 kwargs = {"context": context}
             else:
-                encoder = self.s2_encoder if self.modalities == ("optical",) else self.s1_encoder
-                tokens = encoder.embed(images[self.modalities[0]])
+                tokens = self._single().embed(images[self.modalities[0]])
                 kwargs = {}
         stack = self._stack()
         maps = []

@@ -9,8 +9,7 @@ from cryotune.data.bands import BandMapping
 from cryotune.errors import UsageError
 from cryotune.models.encoders.spec import EncoderSpec
 
-SIZE_OVERRIDES = ("embed_dim", "depth", "num_heads")
-OVERRIDES = (*SIZE_OVERRIDES, "tapped_layers")
+OVERRIDES = ("embed_dim", "depth", "num_heads", "tapped_layers")
 
 
 @dataclass(frozen=True)
@@ -23,12 +22,16 @@ class Size:
     tapped_layers: tuple[int, ...]
 
 
-def build_size(spec: EncoderSpec, overrides: Mapping[str, object]) -> Size:
+def check_overrides(spec: EncoderSpec, overrides: Mapping[str, object]) -> None:
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise UsageError(
             f"encoder '{spec.key}': unknown overrides {unknown}; valid: {', '.join(OVERRIDES)}"
         )
+
+
+def build_size(spec: EncoderSpec, overrides: Mapping[str, object]) -> Size:
+    check_overrides(spec, overrides)
     return Size(
         embed_dim=int(overrides.get("embed_dim", spec.embed_dim)),
         depth=int(overrides.get("depth", spec.num_blocks)),

@@ -1,10 +1,13 @@
-"""Fixed sin-cos position codes of the published models (MAE, MoCo v3, Prithvi, Scale-MAE, DOFA).
+"""Fixed sin-cos position codes of the published models (MAE, MoCo v3, Prithvi, Scale-MAE, DOFA),
+and the ALiBi head slopes of the models that bias attention by distance instead (CROMA, THOR).
 
-All follow MAE's 1-D code ``[sin(p * w_k), cos(p * w_k)]`` with ``w_k = 10000^(-2k/dim)``;
+All codes follow MAE's 1-D code ``[sin(p * w_k), cos(p * w_k)]`` with ``w_k = 10000^(-2k/dim)``;
 they differ in how grid axes are assigned to halves of the channels.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -50,3 +53,17 @@ def sincos_3d(frames: int, height: int, width: int, dim: int) -> Tensor:
 def with_class_slot(code: Tensor) -> Tensor:
     """``(1, 1 + N, dim)``: a zero code for the class token, then the grid (MAE's layout)."""
     return torch.cat([torch.zeros(1, code.shape[1], dtype=code.dtype), code], 0).unsqueeze(0)
+
+
+def alibi_slopes(heads: int) -> list[float]:
+    """ALiBi's per-head slopes (Press et al.): a geometric sequence from 2^(-8/heads),
+    interleaved for head counts that are not powers of two."""
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start ** (i + 1) for i in range(n)]
+
+    if math.log2(heads).is_integer():
+        return power_of_two(heads)
+    closest = 2 ** math.floor(math.log2(heads))
+    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: heads - closest]

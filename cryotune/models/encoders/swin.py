@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from cryotune.data.bands import BandMapping
 from cryotune.errors import UsageError
 from cryotune.models.encoders.base import Encoder, modality_input
-from cryotune.models.encoders.options import OVERRIDES, single_modality
+from cryotune.models.encoders.options import check_overrides, single_modality
 from cryotune.models.encoders.spec import EncoderSpec
 
 
@@ -45,11 +45,7 @@ def _per_stage(value: object, stages: int, doubling: bool) -> tuple[int, ...]:
 def swin_size(spec: EncoderSpec, overrides: Mapping[str, object]) -> SwinSize:
     """The spec's Swin geometry with test overrides: ``depth`` and ``num_heads`` are per-stage
     sequences or one int (``num_heads`` then doubles per stage, as Swin's heads do)."""
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise UsageError(
-            f"encoder '{spec.key}': unknown overrides {unknown}; valid: {', '.join(OVERRIDES)}"
-        )
+    check_overrides(spec, overrides)
     default_depths = tuple(spec.option("depths"))
     stages = len(default_depths)
     depths = _per_stage(overrides.get("depth", default_depths), stages, doubling=False)

@@ -18,7 +18,6 @@ projections keep their initial weights when a checkpoint is loaded, as in Cryo-B
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from types import MappingProxyType
 
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 from cryotune.data.bands import BandMapping
 from cryotune.models.encoders.base import TokenGrid, ViTEncoder, modality_input
 from cryotune.models.encoders.options import build_size, fed_modalities
-from cryotune.models.encoders.position import sincos_1d
+from cryotune.models.encoders.position import alibi_slopes, sincos_1d
 from cryotune.models.encoders.spec import EncoderSpec
 from cryotune.models.encoders.tokens import init_like_mae
 
@@ -54,19 +53,6 @@ THOR_BANDS: MappingProxyType[str, tuple[str, int]] = MappingProxyType(
 )
 UNPRETRAINED = ("dem-10m:elevation", "dem-10m:slope")
 """Projections absent from THOR's checkpoints: THOR pretrained on Sentinel-1/2/3 only."""
-
-
-def alibi_slopes(heads: int) -> list[float]:
-    """ALiBi's per-head slopes (Press et al.): a geometric sequence from 2^(-8/heads)."""
-
-    def power_of_two(n: int) -> list[float]:
-        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
-        return [start ** (i + 1) for i in range(n)]
-
-    if math.log2(heads).is_integer():
-        return power_of_two(heads)
-    closest = 2 ** math.floor(math.log2(heads))
-    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: heads - closest]
 
 
 def alibi_bias(slopes: Tensor, rows: int, cols: int, groups: int) -> Tensor:
@@ -136,25 +122,7 @@ class ThorTokens(nn.Module):
         )
 
 
-class ThorEncoder(ViTEncoder):
-    """THOR's blocks with the final norm applied to every tapped layer, as Cryo-Bench taps it."""
-
-    def forward(self, x: dict[str, Tensor]) -> list[Tensor]:
-        frozen = self.frozen_prefix()
-        grad = torch.is_grad_enabled()
-        with torch.set_grad_enabled(grad and frozen == 0):
-            grid = self.embed(x)
-        tokens = grid.tokens
-        maps = []
-        for index, layer in enumerate(self.layers[: self.taps[-1] + 1]):
-            with torch.set_grad_enabled(grad and index >= frozen):
-                tokens = layer(tokens, **grid.block_kwargs)
-                if index in self.taps:
-                    maps.append(grid.to_map(self.head_norm(tokens)))
-        return maps
-
-
-def build_thor(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ThorEncoder:
+def build_thor(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ViTEncoder:
     size = build_size(spec, overrides)
     modalities = fed_modalities(spec, mapping)
     band_embed_dim = int(spec.option("band_embed_dim")) * size.embed_dim // spec.embed_dim
@@ -173,7 +141,7 @@ def build_thor(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ThorEnco
         Block(size.embed_dim, size.num_heads, mlp_ratio=4.0, qkv_bias=True, norm_layer=norm)
         for _ in range(size.depth)
     ]
-    encoder = ThorEncoder(
+    encoder = ViTEncoder(
         spec.key,
         embed,
         layers,
@@ -181,6 +149,7 @@ def build_thor(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ThorEnco
         size.tapped_layers,
         tuple(modalities),
         head_norm=norm(size.embed_dim),
+        norm_every_tap=True,
     )
     init_like_mae(encoder)
     return encoder
