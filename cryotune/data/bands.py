@@ -106,6 +106,21 @@ class BandMapping:
             out[name] = src.index_select(-3, index)
         return out
 
+    def stored_channels(
+        self, modality_channels: Mapping[str, Sequence[int]]
+    ) -> dict[str, tuple[int | None, ...]]:
+        """Per encoder modality, the stored tile channel feeding each slot (None: zero-filled).
+
+        ``modality_channels`` gives each dataset modality's channels in a stored tile (the tile
+        cache's layout); with it a batch reader does ``apply``'s concatenation and index as one
+        gather while copying, instead of materialising every modality first.
+        """
+        out = {}
+        for name, slots in self.sources.items():
+            joined = [c for m in self.source_modalities[name] for c in modality_channels[m]]
+            out[name] = tuple(None if s is None else joined[s] for s in slots)
+        return out
+
     def to_dict(self) -> dict:
         return {
             "dataset": self.dataset,

@@ -86,8 +86,8 @@ class CachedSplit:
             if (path / name).stat().st_size != size * count:
                 raise DataError(f"{path / name}: truncated tile cache file")
         self._totals = total
-        self._channels: np.memmap | None = None
-        self._masks: np.memmap | None = None
+        self._channels: np.ndarray | None = None
+        self._masks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -97,18 +97,31 @@ class CachedSplit:
         state["_channels"] = state["_masks"] = None
         return state
 
-    def _arrays(self) -> tuple[np.memmap, np.memmap]:
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Plain ndarray views of the memmaps: slicing them skips memmap's per-view overhead."""
         if self._channels is None or self._masks is None:
-            self._channels = np.memmap(
-                self.path / _CHANNELS, np.float32, "r", shape=(self._totals[0],)
-            )
-            self._masks = np.memmap(self.path / _MASKS, np.int16, "r", shape=(self._totals[1],))
+            channels = np.memmap(self.path / _CHANNELS, np.float32, "r", shape=(self._totals[0],))
+            masks = np.memmap(self.path / _MASKS, np.int16, "r", shape=(self._totals[1],))
+            self._channels, self._masks = channels.view(np.ndarray), masks.view(np.ndarray)
         return self._channels, self._masks
 
     def shape(self, i: int) -> tuple[int, int]:
         """``(H, W)`` of tile ``i``."""
         h, w = self.shapes[i]
         return int(h), int(w)
+
+    def tile(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read-only views into the cache, no copy: channels ``(C, H, W)`` and int16 mask ``(H, W)``.
+
+        For readers that copy windows straight into their own buffers (batched loading).
+        """
+        if not 0 <= i < len(self):
+            raise IndexError(f"tile {i} out of range for {len(self)} tiles")
+        channels, masks = self._arrays()
+        h, w = self.shape(i)
+        c0, m0 = int(self.channel_offsets[i]), int(self.mask_offsets[i])
+        tile = channels[c0 : c0 + self.num_channels * h * w].reshape(self.num_channels, h, w)
+        return tile, masks[m0 : m0 + h * w].reshape(h, w)
 
     def sample(
         self,
@@ -117,13 +130,7 @@ class CachedSplit:
         window: tuple[int, int, int, int] | None = None,
     ) -> dict[str, np.ndarray]:
         """Tile ``i`` (or its ``window`` = top, left, height, width) as a normalised Sample."""
-        if not 0 <= i < len(self):
-            raise IndexError(f"tile {i} out of range for {len(self)} tiles")
-        channels, masks = self._arrays()
-        h, w = self.shape(i)
-        c0, m0 = int(self.channel_offsets[i]), int(self.mask_offsets[i])
-        tile = channels[c0 : c0 + self.num_channels * h * w].reshape(self.num_channels, h, w)
-        mask = masks[m0 : m0 + h * w].reshape(h, w)
+        tile, mask = self.tile(i)
         if window is not None:
             top, left, wh, ww = window
             tile = tile[:, top : top + wh, left : left + ww]

@@ -213,7 +213,7 @@ class PreparedTrial:
 def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
     """Names, data root and weights are checked before the (possibly long) tile decoding."""
     from cryotune.data.roots import resolve_root
-    from cryotune.data.segmentation import SegmentationData
+    from cryotune.data.segmentation import SegmentationData, training_loader
     from cryotune.models.segmenter import build_segmenter
 
     spec = check_names(config)
@@ -243,11 +243,9 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
     generator = torch.Generator().manual_seed(config.seed)
     # Workers are not persistent: each epoch's workers are seeded from ``generator``, whose state
     # the checkpoint holds, so a resumed run draws the same crops as a straight one.
-    train_loader = DataLoader(
+    train_loader = training_loader(
         train_data,
-        batch_size=config.batch_size,
-        shuffle=True,
-        drop_last=len(train_data) >= config.batch_size,
+        config.batch_size,
         num_workers=config.num_workers,
         pin_memory=runtime.cuda,
         generator=generator,
@@ -493,7 +491,9 @@ def evaluate(
 
 def _eval_loader(data, runtime: Runtime) -> DataLoader:
     """Batch size 1: val and test items are whole tiles or scenes whose sizes may differ."""
-    return DataLoader(data, batch_size=1, shuffle=False, pin_memory=runtime.cuda)
+    from cryotune.data.segmentation import evaluation_loader
+
+    return evaluation_loader(data, pin_memory=runtime.cuda)
 
 
 def _take(loader: DataLoader, steps: int) -> Iterator:

@@ -103,3 +103,17 @@ def test_mapping_serialises_for_logging_and_sentinel_survives_pickling():
     assert d["sources"]["sar"] == [0, None]
     assert pickle.loads(pickle.dumps(ANY_BANDS)) is ANY_BANDS
     assert pickle.loads(pickle.dumps(mapping)) == mapping
+
+
+def test_stored_channels_fold_concatenation_and_fill_into_one_gather():
+    caffe, gld = get_dataset("caffe"), get_dataset("gld")
+    grey = map_bands(caffe, {"optical": ("B4", "B3", "B2")}, "rgb")
+    assert grey.stored_channels(caffe.channel_plan().modality_channels) == {"optical": (0, 0, 0)}
+    both = map_bands(gld, {"optical": ("B1", "B4"), "sar": ("VV",)}, "x")
+    channels = gld.channel_plan().modality_channels
+    assert both.stored_channels(channels) == {
+        "optical": (None, channels["optical"][2]),
+        "sar": channels["sar"],
+    }
+    everything = map_bands(gld, ANY_BANDS, "unet").stored_channels(channels)
+    assert everything == {"all": channels["optical"] + channels["sar"]}

@@ -3,12 +3,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from cryotune.data.bands import ANY_BANDS, map_bands
 from cryotune.data.cache import TileCache
 from cryotune.data.datasets import get_dataset
-from cryotune.data.segmentation import SegmentationData
+from cryotune.data.segmentation import (
+    SegmentationData,
+    TileBatch,
+    collate_tiles,
+    evaluation_loader,
+    training_loader,
+)
 from cryotune.errors import UsageError
 
 S2_12 = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12")
@@ -88,3 +94,98 @@ def test_indices_select_a_subset_and_batches_collate(gld):
     assert torch.equal(eval_data[0]["mask"], torch.from_numpy(gld.sample(1)["mask"]))
     with pytest.raises(UsageError, match="out of range"):
         SegmentationData(gld, mapping, 16, True, indices=[4])
+
+
+def _reference(split, mapping, i):
+    """An item built the plain way: the cached sample, then BandMapping.apply."""
+    sample = split.sample(i, mapping.dataset_modalities)
+    mask = torch.from_numpy(sample.pop("mask"))
+    return mapping.apply(sample), mask
+
+
+def _assert_batches_equal(a: dict, b: dict) -> None:
+    assert a["inputs"].keys() == b["inputs"].keys()
+    for name in a["inputs"]:
+        assert torch.equal(a["inputs"][name], b["inputs"][name]), name
+    assert torch.equal(a["mask"], b["mask"])
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [ANY_BANDS, {"optical": S2_12}, {"optical": ("B4", "B3", "B2"), "sar": ("VV",)}],
+    ids=["concatenated", "filled-and-reordered", "two-modalities"],
+)
+def test_gathered_batches_equal_stacked_items_and_the_plain_mapping(gld, bands):
+    mapping = map_bands(gld.spec, bands, "x")
+    data = SegmentationData(gld, mapping, 16, train=True)
+    torch.manual_seed(3)
+    batch = collate_tiles(data.__getitems__([2, 0, 3]))
+    torch.manual_seed(3)
+    items = [data[k] for k in (2, 0, 3)]
+    _assert_batches_equal(batch, default_collate(items))
+    whole = SegmentationData(gld, mapping, None, train=False)
+    batch = collate_tiles(whole.__getitems__([1, 3]))
+    for b, i in enumerate((1, 3)):
+        inputs, mask = _reference(gld, mapping, i)
+        for name, x in inputs.items():
+            assert torch.equal(batch["inputs"][name][b], x)
+        assert torch.equal(batch["mask"][b], mask)
+
+
+def test_a_plain_dataloader_collates_a_gathered_batch_to_the_same_tensors(gld):
+    data = SegmentationData(gld, map_bands(gld.spec, {"optical": S2_12}, "x"), 16, True)
+    torch.manual_seed(0)
+    ours = next(iter(DataLoader(data, batch_size=4, collate_fn=collate_tiles)))
+    torch.manual_seed(0)
+    plain = next(iter(DataLoader(data, batch_size=4)))
+    _assert_batches_equal(ours, plain)
+    gathered = data.__getitems__([0, 1])
+    assert isinstance(gathered, TileBatch) and len(gathered) == 2
+    assert gathered[-1]["mask"].shape == (16, 16)
+    with pytest.raises(IndexError):
+        gathered[2]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_loader_crops_repeat_under_the_same_seeds(gld, workers):
+    data = SegmentationData(gld, map_bands(gld.spec, ANY_BANDS, "unet"), 20, train=True)
+
+    def epoch(seed: int) -> list[dict]:
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        return list(training_loader(data, 2, num_workers=workers, generator=generator))
+
+    first, again, other = epoch(5), epoch(5), epoch(6)
+    assert len(first) == 2 and first[0]["inputs"]["all"].shape == (2, 10, 20, 20)
+    for a, b in zip(first, again, strict=True):
+        _assert_batches_equal(a, b)
+    assert any(
+        not torch.equal(a["inputs"]["all"], b["inputs"]["all"])
+        for a, b in zip(first, other, strict=True)
+    )
+
+
+def test_mixed_scene_sizes_batch_as_padded_crops_and_evaluate_whole(synth_root, tmp_path):
+    spec = get_dataset("sicd")
+    split = TileCache(tmp_path).open(spec, synth_root("sicd"), "train")
+    mapping = map_bands(spec, {"sar": ("VH", "VV")}, "x")
+    assert len({split.shape(i) for i in range(len(split))}) > 1
+    data = SegmentationData(split, mapping, 48, train=True)
+    torch.manual_seed(1)
+    batch = next(iter(DataLoader(data, batch_size=len(data), collate_fn=collate_tiles)))
+    assert batch["inputs"]["sar"].shape == (len(data), 2, 48, 48)
+    torch.manual_seed(1)
+    _assert_batches_equal(batch, default_collate([data[k] for k in range(len(data))]))
+
+    whole = SegmentationData(split, mapping, 48, train=False)
+    for i, item in enumerate(evaluation_loader(whole)):
+        inputs, mask = _reference(split, mapping, i)
+        assert torch.equal(item["inputs"]["sar"][0], inputs["sar"])
+        assert torch.equal(item["mask"][0], mask)
+    sizes = {whole.split.shape(i) for i in (0, 1)}
+    assert len(sizes) == 2, "the synthetic scenes 0 and 1 differ in size"
+    items = whole.__getitems__([0, 1])
+    assert isinstance(items, list) and [tuple(x["mask"].shape) for x in items] == [
+        split.shape(0),
+        split.shape(1),
+    ]
