@@ -1,11 +1,15 @@
 """Time to quality: epochs and wall time each search strategy needs to come within 1 mIoU point
-of the best validation mIoU any strategy found, on the same pair, data and epoch cap, per seed.
+of the best validation mIoU any strategy found, on the same pair, data, epoch cap and total
+budget in epochs (the grid's: every grid point trained to the cap), per seed.
 
 Strategies (all train the same U-Net from scratch on the same synthetic GLID tiles, ``slots``
 trials at once unless said otherwise):
 
 - ``cryotune``: ``cryotune sweep`` with sweeps/default.yaml's TPE + ASHA (lr log-uniform over the
-  grid's range, 3 random startup trials, grace 2 epochs, reduction factor 2).
+  grid's range, 3 random startup trials, grace 4 epochs, reduction factor 3, the first 3 trials
+  stopped at the grace period as ASHA's bootstrap probes), as many trials as fit the budget; its
+  epochs beyond the budget are not counted. Epoch 2 of these tiny epochs (2 steps each) is still
+  at chance for every learning rate, epoch 4 tells them apart, hence the grace period.
 - ``grid``: sweeps/lr-grid.yaml's learning-rate grid, every point trained to the epoch cap, as a
   plain Ray Tune ``grid_search`` (the Cryo-Bench protocol).
 - ``random``: as many random log-uniform learning rates as the grid has points, no early stopping
@@ -43,9 +47,6 @@ NAME = "time_to_quality"
 DATASET, MODEL = "glid", "unet"
 TOLERANCE = 1.0  # mIoU points
 TARGET_RATIO = 1 / 3  # cryotune's epochs over the grid's
-# Epoch 1 of a U-Net from scratch is near chance for every learning rate, so ASHA first compares
-# trials after 2 epochs; with 8 trials, TPE + ASHA spends about the grid's 40 epochs.
-GRACE_EPOCHS = 2
 TRAIN_TILES, TILE_PX = 16, 32
 
 
@@ -54,6 +55,15 @@ class Setting(Workspace):
     epochs: int
     cryotune_trials: int
     grid: tuple[float, ...]
+    grace: int
+    reduction_factor: int
+    startup_trials: int
+    bootstrap_trials: int
+
+    @property
+    def budget(self) -> int:
+        """Every strategy's epochs: the grid's, every point trained to the cap."""
+        return len(self.grid) * self.epochs
 
     @property
     def lr_range(self) -> tuple[float, float]:
@@ -70,9 +80,10 @@ def run_cryotune_strategy(setting: Setting, seed: int) -> SweepRun:
         TINY_TRIAL,
         **{
             "space.lr": {"low": low, "high": high},
-            "sampler.startup_trials": 3,
-            "scheduler.grace_period": GRACE_EPOCHS,
-            "scheduler.reduction_factor": 2,
+            "sampler.startup_trials": setting.startup_trials,
+            "scheduler.grace_period": setting.grace,
+            "scheduler.reduction_factor": setting.reduction_factor,
+            "scheduler.bootstrap_trials": setting.bootstrap_trials,
             "scheduler.max_epochs": setting.epochs,
             "budget.trials": setting.cryotune_trials,
         },
@@ -127,6 +138,12 @@ STRATEGIES: dict[str, Callable[[Setting, int], SweepRun]] = {
     "random": run_random,
     "optuna_sequential": run_optuna_sequential,
 }
+
+
+def within_budget(run: SweepRun, budget: int) -> SweepRun:
+    """``run`` cut to its first ``budget`` epochs in the order they finished."""
+    kept = sorted(run.epochs, key=lambda e: (e.at, e.trial, e.epoch))[:budget]
+    return SweepRun(wall_s=run.wall_s, epochs=kept, trials=run.trials, records=run.records)
 
 
 def reach(run: SweepRun, target: float) -> dict:
@@ -210,10 +227,22 @@ def plot(per_seed: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench time_to_quality", description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=8, help="epoch cap of every trial")
-    parser.add_argument("--cryotune-trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=32, help="epoch cap of every trial")
+    parser.add_argument(
+        "--cryotune-trials",
+        type=int,
+        default=None,
+        help="trials cryotune may start (default: 5 x the grid's points); its epochs beyond the "
+        "grid's total are not counted",
+    )
+    parser.add_argument("--grace", type=int, default=4, help="ASHA grace period (epochs)")
+    parser.add_argument("--reduction-factor", type=int, default=3, help="ASHA reduction factor")
+    parser.add_argument("--startup-trials", type=int, default=3, help="TPE random startup trials")
+    parser.add_argument(
+        "--bootstrap-trials", type=int, default=3, help="trials stopped at the grace period first"
+    )
     parser.add_argument("--slots", type=int, default=2, help="trials at once")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 2 trials each")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 epochs, 2-3 trials each")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     quiet_environment()
@@ -221,7 +250,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     grid = load_spec(SWEEPS / "lr-grid.yaml").space.lr.grid
     if args.quick:
-        args.seeds, args.epochs, args.cryotune_trials, grid = 1, 2, 2, grid[-2:]
+        args.seeds, args.epochs, args.cryotune_trials, grid = 1, 2, 3, grid[-2:]
+        args.grace, args.bootstrap_trials = 1, 1
+    trials = args.cryotune_trials or 5 * len(grid)
     per_seed = []
     with tempfile.TemporaryDirectory(prefix="cryotune-bench-ttq-") as tmp:
         work = Path(tmp)
@@ -231,14 +262,18 @@ def main(argv: list[str] | None = None) -> dict:
             work=work,
             slots=args.slots,
             epochs=args.epochs,
-            cryotune_trials=args.cryotune_trials,
+            cryotune_trials=trials,
             grid=tuple(grid),
+            grace=args.grace,
+            reduction_factor=args.reduction_factor,
+            startup_trials=args.startup_trials,
+            bootstrap_trials=args.bootstrap_trials,
         )
         for seed in range(args.seeds):
             runs = {}
             for name, strategy in STRATEGIES.items():
                 print(f"time_to_quality seed {seed}: {name}", flush=True)
-                runs[name] = strategy(setting, seed)
+                runs[name] = within_budget(strategy(setting, seed), setting.budget)
             best = max(e.val_miou for run in runs.values() for e in run.epochs)
             target = best - TOLERANCE
             per_seed.append(
@@ -257,7 +292,14 @@ def main(argv: list[str] | None = None) -> dict:
         "epoch_cap": args.epochs,
         "slots": args.slots,
         "grid": list(grid),
-        "cryotune_trials": args.cryotune_trials,
+        "epoch_budget": setting.budget,
+        "cryotune": {
+            "trials": trials,
+            "grace": args.grace,
+            "reduction_factor": args.reduction_factor,
+            "startup_trials": args.startup_trials,
+            "bootstrap_trials": args.bootstrap_trials,
+        },
         "tolerance_miou": TOLERANCE,
         **summarise(per_seed),
         "per_seed": per_seed,
@@ -278,6 +320,12 @@ def _median(summary: dict) -> str:
     return "-" if "median" not in summary else f"{summary['median']:g}"
 
 
+def _cryotune_setting(setting: dict | None) -> str:
+    if not setting:
+        return "ASHA"
+    return f"ASHA grace {setting['grace']}, {setting['bootstrap_trials']} bootstrap probes"
+
+
 def row(result: dict) -> Row:
     strategies = result["strategies"]
     figures = "; ".join(
@@ -289,7 +337,8 @@ def row(result: dict) -> Row:
     return Row(
         compared=f"{result['pair']}; epochs to within {result['tolerance_miou']:g} mIoU of the "
         f"best any strategy found (cap {result['epoch_cap']} epochs/trial, "
-        f"{result['slots']} slots)",
+        f"{result.get('epoch_budget', '-')} epochs in all per strategy, {result['slots']} "
+        f"slots; cryotune: {_cryotune_setting(result.get('cryotune'))})",
         figures=f"median over seeds: {figures}; cryotune/grid epochs {ratios['values']}",
         target=result["target"],
         met=result["met"],

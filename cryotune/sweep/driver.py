@@ -259,6 +259,7 @@ def _build_tuner(
             max_epochs=spec.scheduler.max_epochs,
             grace_period=spec.scheduler.grace_period,
             reduction_factor=spec.scheduler.reduction_factor,
+            bootstrap_trials=spec.scheduler.bootstrap_trials,
         )
         for p in plan.pairs
     }

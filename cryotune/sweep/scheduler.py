@@ -2,7 +2,8 @@
 
 Trials of different pairs are not comparable (datasets differ in difficulty), so each pair has its
 own ``AsyncHyperBandScheduler`` on the validation mIoU with the epoch as time attribute; this
-scheduler routes every trial to its pair's ASHA by ``config["pair"]``. Two changes to plain ASHA:
+scheduler routes every trial to its pair's ASHA by ``config["pair"]``. Three changes to plain
+ASHA:
 
 - A trial that reaches its last epoch is let finish instead of stopped at ``max_t``, so the
   trainer tests its best checkpoint and the study gets a COMPLETE trial.
@@ -10,6 +11,10 @@ scheduler routes every trial to its pair's ASHA by ``config["pair"]``. Two chang
   empty rungs. On first use the rungs are rebuilt by replaying every trial's intermediate values
   from the pair's study (epochs reported by trials, keyed by their Tune trial ids), and trials the
   study already finished are stopped at once if Tune resumes them.
+- Plain ASHA lets the first trials at a rung through unjudged, so with few slots its first trials
+  train to the end whatever their learning rate. With ``bootstrap_trials`` k, the first k trials
+  of a pair to reach the grace period stop there (as Optuna's ``bootstrap_count``): cheap probes
+  that fill the first rung and the sampler's history before any trial is promoted.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class PairStopping:
     max_epochs: int
     grace_period: int
     reduction_factor: float
+    bootstrap_trials: int = 0
 
 
 class PairScheduler(FIFOScheduler):
@@ -61,6 +67,7 @@ class PairScheduler(FIFOScheduler):
             if s is not None
         }
         self._added: set[str] = set()
+        self._at_grace: dict[str, set[str]] = {key: set() for key in self._asha}
         self._finished_in_study: set[str] = set()
         self._primed = False
 
@@ -87,6 +94,8 @@ class PairScheduler(FIFOScheduler):
                     self._finished_in_study.add(trial_id)
                 if not frozen.intermediate_values:
                     continue
+                if max(frozen.intermediate_values) >= stopping.grace_period:
+                    self._at_grace[key].add(trial_id)
                 replayed = ReplayedTrial(trial_id)
                 asha.on_trial_add(None, replayed)
                 for epoch, value in sorted(frozen.intermediate_values.items()):
@@ -112,12 +121,24 @@ class PairScheduler(FIFOScheduler):
         if asha is None or result.get(FINAL) or trial.trial_id not in self._added:
             return TrialScheduler.CONTINUE
         decision = asha.on_trial_result(tune_controller, trial, result)
+        if self._probes(trial, result.get("epoch", 0)):
+            decision = TrialScheduler.STOP
         if (
             decision == TrialScheduler.STOP
             and result.get("epoch", 0) >= trial.config["trial"]["epochs"]
         ):
             return TrialScheduler.CONTINUE
         return decision
+
+    def _probes(self, trial, epoch: int) -> bool:
+        """Whether ``trial``, reaching the grace period now, is one of its pair's bootstrap
+        probes."""
+        key = trial.config.get("pair")
+        stopping, reached = self._stopping[key], self._at_grace[key]
+        if epoch < stopping.grace_period or trial.trial_id in reached:
+            return False
+        reached.add(trial.trial_id)
+        return len(reached) <= stopping.bootstrap_trials
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         asha = self._asha_of(trial)

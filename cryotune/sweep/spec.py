@@ -130,6 +130,12 @@ class SchedulerSpec(_Strict):
     grace_period: int = Field(5, ge=1, description="epochs before a trial may be stopped")
     reduction_factor: float = Field(3.0, gt=1)
     max_epochs: int = Field(80, ge=1, description="epochs of a trial that is never stopped")
+    bootstrap_trials: int = Field(
+        0,
+        ge=0,
+        description="per pair, trials that stop at the grace period before any trial trains past "
+        "it, so ASHA's first promotions are judged against others (Optuna's bootstrap_count)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SchedulerSpec:
@@ -210,6 +216,13 @@ class SweepSpec(_Strict):
                 raise ValueError("sampler.kind grid needs space.weight_decay.grid")
         elif self.budget.trials is None:
             raise ValueError("budget.trials: null (the grid size) needs sampler.kind grid")
+        bootstrap = self.scheduler.bootstrap_trials
+        if self.scheduler.kind == "asha" and self.budget.trials is not None:
+            if bootstrap >= self.budget.trials:
+                raise ValueError(
+                    f"scheduler.bootstrap_trials {bootstrap} must be below budget.trials "
+                    f"{self.budget.trials}: otherwise no trial trains past the grace period"
+                )
         return self
 
     @property

@@ -94,3 +94,33 @@ def test_finished_trials_stop_and_last_epochs_run_to_their_test(tmp_path):
     assert scheduler.on_trial_result(None, last, {"epoch": 4, "val_miou": 81.0}) == "CONTINUE"
     final = {"epoch": 4, "val_miou": 81.0, FINAL: True}
     assert scheduler.on_trial_result(None, last, final) == "CONTINUE"
+
+
+def _bootstrapped(url: str, probes: int) -> PairScheduler:
+    stopping = PairStopping(
+        "s/glid/unet", 4, grace_period=1, reduction_factor=2, bootstrap_trials=probes
+    )
+    return PairScheduler({"glid/unet": stopping}, "val_miou", url)
+
+
+def test_bootstrap_probes_stop_at_the_grace_period_then_asha_judges(tmp_path):
+    scheduler = _bootstrapped(f"sqlite:///{tmp_path / 'optuna.db'}", probes=2)
+    trials = [_trial(f"t{i}", "glid/unet") for i in range(4)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    # The first two to reach epoch 1 stop there however good they are.
+    assert scheduler.on_trial_result(None, trials[0], {"epoch": 1, "val_miou": 90.0}) == "STOP"
+    assert scheduler.on_trial_result(None, trials[1], {"epoch": 1, "val_miou": 50.0}) == "STOP"
+    # Later trials are judged against the probes' values at that rung.
+    assert scheduler.on_trial_result(None, trials[2], {"epoch": 1, "val_miou": 40.0}) == "STOP"
+    assert scheduler.on_trial_result(None, trials[3], {"epoch": 1, "val_miou": 95.0}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, trials[3], {"epoch": 2, "val_miou": 96.0}) == "CONTINUE"
+
+
+def test_a_restored_sweep_counts_its_earlier_trials_as_probes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    _study_with_history(url, "s/glid/unet")  # four trials reached epoch 1 before the restart
+    scheduler = _bootstrapped(url, probes=2)
+    strong = _trial("new1", "glid/unet")
+    scheduler.on_trial_add(None, strong)
+    assert scheduler.on_trial_result(None, strong, {"epoch": 1, "val_miou": 65.0}) == "CONTINUE"

@@ -48,6 +48,10 @@ def test_smoke_and_lr_grid_specs_load():
         ({"space": {"depth": {"fraction_range": [0.8, 0.2]}}}, "space.depth: inverted range"),
         ({"space": {"depth": {"blocks": [1], "fractions": [0.5]}}}, "space.depth: give exactly"),
         ({"scheduler": {"grace_period": 9, "max_epochs": 3}}, "grace_period 9 exceeds max_epochs"),
+        (
+            {"scheduler": {"bootstrap_trials": 20}, "budget": {"trials": 20}},
+            "bootstrap_trials 20 must be below budget.trials 20",
+        ),
         ({"scheduler": {"reduction_factor": 1}}, "scheduler.reduction_factor: Input should be"),
         ({"trial": {"epochs": 3}}, "trial.epochs: unknown key (set by the sweep)"),
         ({"trial": {"batch_size": 0}}, "trial.batch_size: Input should be greater than"),
