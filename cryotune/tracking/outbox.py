@@ -9,6 +9,9 @@ delivery is not tried again for ``retry_after_s`` (unless forced), so a dead ser
 training loop one fast failed request every few seconds at most. A lock file serialises the
 driver and a worker appending to or delivering the same outbox.
 
+A training loop hands delivery to a ``Courier`` (one background thread per process), so it only
+ever waits for a spooled line, never for the tracking store.
+
 Re-delivering is harmless, so a crash between delivering and counting loses nothing: the run is
 found by its key tags before it is created (and its id cached in ``mlflow-run-id``), params are
 re-logged with the same values, metrics carry the timestamp they were spooled with (MLflow keys
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,3 +281,50 @@ class Outbox:
         if new_id != run_id:
             self._write(self.run_id_file, new_id)
         return new_id
+
+
+class Courier:
+    """Delivers outboxes on one background thread, so that whoever logs only spools.
+
+    Against a local sqlite store a trial's operations took 0.1-0.3 s here, all of it between two
+    trials when the trial waits for its deliveries. Posts of an outbox that wait together are
+    delivered once (forced if any was). What the thread has not delivered when its process ends
+    stays in the outbox for the next ``deliver`` (the driver forces every trial's at the pair's
+    end).
+    """
+
+    def __init__(self) -> None:
+        self._posted: dict[Path, tuple[Outbox, object, bool]] = {}
+        self._busy = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def post(self, outbox: Outbox, client, force: bool = False) -> None:
+        with self._cond:
+            waiting = self._posted.get(outbox.folder)
+            self._posted[outbox.folder] = (outbox, client, force or bool(waiting and waiting[2]))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="cryotune-mlflow-courier", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: self._posted)
+                folder = next(iter(self._posted))
+                outbox, client, force = self._posted.pop(folder)
+                self._busy = True
+            try:
+                outbox.deliver(client, force=force)
+            except Exception:
+                log.exception("MLflow delivery from %s failed", outbox.folder)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything posted so far was delivered or tried; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._posted and not self._busy, timeout)

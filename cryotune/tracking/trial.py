@@ -4,7 +4,8 @@ Logging in the trial (not in the driver) is what makes it work across nodes with
 server. The run is a child of its pair's run: params when the model is built, metrics every
 epoch (step = epoch), final metrics, the resolved config as ``config.json``, and the status tag
 (``completed`` on a normal end, ``failed`` on an error; the driver marks stopped trials
-``pruned`` through the same outbox).
+``pruned`` through the same outbox). The worker's courier thread delivers, so training never
+waits for the tracking store.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ from cryotune.tracking.names import (
     TAG_SWEEP,
     TAG_TRIAL_ID,
 )
-from cryotune.tracking.outbox import Outbox
+from cryotune.tracking.outbox import Courier, Outbox
 
 TRACKING_KEY = "tracking"
 """Trial config key holding the tracking context (see ``SweepTracker.trial_context``)."""
+
+COURIER = Courier()
+"""Delivers the trials of this worker process (a reused actor runs many)."""
 
 
 def class_metric(name: str) -> str:
@@ -132,8 +136,9 @@ class TrialTracker:
             self._client = MlflowClient(self.context["uri"])
         return self._client
 
-    def deliver(self, force: bool = False) -> bool:
-        return self.outbox.deliver(self.client, force=force)
+    def deliver(self, force: bool = False) -> None:
+        """Hand what is spooled to the worker's courier; training does not wait for it."""
+        COURIER.post(self.outbox, self.client, force=force)
 
     def start(self, config) -> None:
         """The trial (re)starts: its config as an artifact; a retried trial is running again."""
@@ -155,7 +160,8 @@ class TrialTracker:
         self.deliver()
 
     def finished(self, result: dict) -> None:
-        """Final metrics and the ``completed`` status, delivered now if the store answers."""
+        """Final metrics and the ``completed`` status, delivered by the courier even within the
+        store's retry pause."""
         test = result.get("test_metrics") or {}
         last = result["history"][-1]["epoch"] if result["history"] else 0
         final = {
@@ -169,6 +175,7 @@ class TrialTracker:
         self.deliver(force=True)
 
     def failed(self) -> None:
+        """Delivered now (after what the courier holds): Ray may end a failed trial's worker."""
         self.outbox.append("tags", tags={TAG_STATUS: STATUS_FAILED})
         self.outbox.append("status", status="FAILED")
-        self.deliver(force=True)
+        self.outbox.deliver(self.client, force=True)

@@ -10,7 +10,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from cryotune.tracking.outbox import Outbox
+from cryotune.tracking.outbox import Courier, Outbox
 from cryotune.tracking.uri import CLIENT_ENVIRONMENT
 
 TRIAL = {"cryotune.level": "trial", "cryotune.trial_id": "t_00001"}
@@ -90,6 +90,26 @@ def test_delivery_stops_at_a_failure_fast_and_pauses_retries(
         30.0,
         40.0,
     ]
+    assert run.info.status == "FINISHED"
+
+
+def test_the_courier_delivers_behind_the_logger_and_outlives_a_dead_store(
+    tmp_path, client, dead_client, experiment
+):
+    outbox = Outbox(tmp_path / "trial", retry_after_s=30)
+    _spool_run(outbox, experiment)
+    courier = Courier()
+    courier.post(outbox, dead_client)
+    assert courier.flush(timeout=30)
+    assert outbox.pending() == 5 and "Connection" in outbox.last_error
+    outbox.append("status", status="FINISHED")
+    courier.post(outbox, client)  # paused after the failure
+    courier.post(outbox, client, force=True)
+    assert courier.flush(timeout=60)
+    assert outbox.pending() == 0
+    (run,) = _runs(client, experiment)
+    history = client.get_metric_history(run.info.run_id, "val_miou")
+    assert [(m.step, m.value) for m in history] == [(1, 10.0), (2, 20.0), (3, 30.0)]
     assert run.info.status == "FINISHED"
 
 
