@@ -2,8 +2,9 @@
 two sweeps of one pair each, one after the other, on the same slots.
 
 Both pairs are a U-Net on synthetic tiles (GLID and CaFFe), searched with sweeps/default.yaml's
-TPE + ASHA, the same trials per pair, seeds and slots either way. Wall time is each way's whole
-time (Ray start included, once for the shared sweep, once per sweep when one after the other).
+TPE + ASHA, the same trials per pair, seeds and slots either way. Each sweep is a ``cryotune
+sweep`` command, as a user runs it, and its wall time is the command's whole time (imports and Ray
+start included: once for the shared sweep, once per sweep when one after the other).
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from pathlib import Path
 
 from bench.output import spread, write_result
 from bench.table import Row
-from bench.workload import TINY_TRIAL, Workspace, quiet_environment, write_data
+from bench.workload import (
+    TINY_TRIAL,
+    Workspace,
+    quiet_environment,
+    run_cryotune_cli,
+    write_data,
+)
 
 NAME = "concurrent_pairs"
 DATASETS = ("glid", "caffe")
@@ -52,7 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
         def sweep(name: str, datasets: list[str], seed: int) -> float:
-            return space.run_cryotune(name, datasets, spec, seed, [MODEL]).wall_s
+            return run_cryotune_cli(
+                name, datasets, spec, data_root, work / "sweeps", args.slots, seed, [MODEL]
+            )
 
         for repeat in range(args.repeats):
             print(f"concurrent_pairs repeat {repeat}", flush=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +163,40 @@ def run_cryotune(
         raise RuntimeError(f"sweep {name} did not finish: {outcome.notes}")
     epochs, trials = _tune_results(outcome.dir / "tune", outcome.dir / "trials", started, FINAL)
     return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=outcome.records)
+
+
+def run_cryotune_cli(
+    name: str,
+    datasets: list[str],
+    spec: Path,
+    data_root: Path,
+    workspace: Path,
+    slots: int,
+    seed: int,
+    models: list[str],
+) -> float:
+    """Wall seconds of one ``cryotune sweep`` command, as a user runs it: a process of its own,
+    its imports and Ray start included."""
+    command = [
+        str(Path(sys.executable).with_name("cryotune")),
+        "sweep",
+        *datasets,
+        f"--config={spec}",
+        f"--models={','.join(models)}",
+        f"--name={name}",
+        f"--workspace={workspace}",
+        f"--data-root={data_root}",
+        f"--num-cpus={slots}",
+        f"--max-concurrent={slots}",
+        f"--seed={seed}",
+        "--tracking-wait=0",
+    ]
+    started = time.time()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.time() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"sweep {name} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall
 
 
 def _tune_results(
