@@ -15,13 +15,7 @@ from pathlib import Path
 
 from bench.output import spread, write_result
 from bench.table import Row
-from bench.workload import (
-    TINY_TRIAL,
-    Workspace,
-    quiet_environment,
-    run_cryotune_cli,
-    write_data,
-)
+from bench.workload import TINY_TRIAL, Workspace, quiet_environment, write_data
 
 NAME = "concurrent_pairs"
 DATASETS = ("glid", "caffe")
@@ -59,9 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
 
         def sweep(name: str, datasets: list[str], seed: int) -> float:
-            return run_cryotune_cli(
-                name, datasets, spec, data_root, work / "sweeps", args.slots, seed, [MODEL]
-            )
+            return space.run_cryotune_command(name, datasets, spec, seed, [MODEL])
 
         for repeat in range(args.repeats):
             print(f"concurrent_pairs repeat {repeat}", flush=True)

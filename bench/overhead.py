@@ -31,7 +31,6 @@ NAME = "overhead"
 DATASET, MODEL = "glid", "unet"
 OVERHEAD_TARGET_S = 0.5
 UTILISATION_TARGET = 0.85
-SHORT_TRIAL = TINY_TRIAL  # 2 steps per epoch
 EPOCHS = 2
 
 
@@ -43,7 +42,7 @@ class Setting(Workspace):
 def run_cryotune_sweep(setting: Setting, repeat: int) -> SweepRun:
     spec = setting.cryotune_spec(
         f"overhead-{repeat}.yaml",
-        SHORT_TRIAL,
+        TINY_TRIAL,
         **{
             "scheduler.kind": "none",
             "scheduler.max_epochs": EPOCHS,
@@ -56,7 +55,7 @@ def run_cryotune_sweep(setting: Setting, repeat: int) -> SweepRun:
 def run_plain_tune(setting: Setting, repeat: int) -> SweepRun:
     from ray import tune
 
-    trial = setting.trial_config(SHORT_TRIAL, DATASET, MODEL, epochs=EPOCHS, seed=repeat)
+    trial = setting.trial_config(TINY_TRIAL, DATASET, MODEL, epochs=EPOCHS, seed=repeat)
     space = {"lr": tune.loguniform(1e-6, 1e-3)}
     return setting.run_ray_tune(f"tune-{repeat}", trial, space, setting.trials, repeat)
 
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     result = {
         "benchmark": NAME,
-        "trial": f"{DATASET}/{MODEL}, {EPOCHS} epochs of {SHORT_TRIAL['max_steps_per_epoch']} "
+        "trial": f"{DATASET}/{MODEL}, {EPOCHS} epochs of {TINY_TRIAL['max_steps_per_epoch']} "
         "steps (batch 4, 32 px), 4 val tiles",
         "trials": args.trials,
         "slots": args.slots,

@@ -140,15 +140,19 @@ STRATEGIES: dict[str, Callable[[Setting, int], SweepRun]] = {
 }
 
 
+def finish_order(events: list[EpochEvent]) -> list[EpochEvent]:
+    return sorted(events, key=lambda e: (e.at, e.trial, e.epoch))
+
+
 def within_budget(run: SweepRun, budget: int) -> SweepRun:
     """``run`` cut to its first ``budget`` epochs in the order they finished."""
-    kept = sorted(run.epochs, key=lambda e: (e.at, e.trial, e.epoch))[:budget]
+    kept = finish_order(run.epochs)[:budget]
     return SweepRun(wall_s=run.wall_s, epochs=kept, trials=run.trials, records=run.records)
 
 
 def reach(run: SweepRun, target: float) -> dict:
     """Epochs and seconds until the first epoch at or above ``target`` (None: never)."""
-    ordered = sorted(run.epochs, key=lambda e: (e.at, e.trial, e.epoch))
+    ordered = finish_order(run.epochs)
     best = max((e.val_miou for e in ordered), default=None)
     out = {"epochs": None, "seconds": None, "total_epochs": len(ordered), "best_val_miou": best}
     for count, event in enumerate(ordered, start=1):
@@ -162,7 +166,7 @@ def reach(run: SweepRun, target: float) -> dict:
 def curve(run: SweepRun) -> list[tuple[int, float]]:
     """Best validation mIoU so far against epochs spent."""
     best, points = float("-inf"), []
-    for count, event in enumerate(sorted(run.epochs, key=lambda e: (e.at, e.trial)), start=1):
+    for count, event in enumerate(finish_order(run.epochs), start=1):
         best = max(best, event.val_miou)
         points.append((count, round(best, 2)))
     return points
@@ -320,12 +324,6 @@ def _median(summary: dict) -> str:
     return "-" if "median" not in summary else f"{summary['median']:g}"
 
 
-def _cryotune_setting(setting: dict | None) -> str:
-    if not setting:
-        return "ASHA"
-    return f"ASHA grace {setting['grace']}, {setting['bootstrap_trials']} bootstrap probes"
-
-
 def row(result: dict) -> Row:
     strategies = result["strategies"]
     figures = "; ".join(
@@ -337,8 +335,9 @@ def row(result: dict) -> Row:
     return Row(
         compared=f"{result['pair']}; epochs to within {result['tolerance_miou']:g} mIoU of the "
         f"best any strategy found (cap {result['epoch_cap']} epochs/trial, "
-        f"{result.get('epoch_budget', '-')} epochs in all per strategy, {result['slots']} "
-        f"slots; cryotune: {_cryotune_setting(result.get('cryotune'))})",
+        f"{result['epoch_budget']} epochs in all per strategy, {result['slots']} slots; "
+        f"cryotune: ASHA grace {result['cryotune']['grace']}, "
+        f"{result['cryotune']['bootstrap_trials']} bootstrap probes)",
         figures=f"median over seeds: {figures}; cryotune/grid epochs {ratios['values']}",
         target=result["target"],
         met=result["met"],

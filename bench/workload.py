@@ -96,6 +96,32 @@ class Workspace:
             name, datasets, spec, self.data_root, self.work / "sweeps", self.slots, seed, models
         )
 
+    def run_cryotune_command(
+        self, name: str, datasets: list[str], spec: Path, seed: int, models: list[str]
+    ) -> float:
+        """Wall seconds of one ``cryotune sweep`` command, as a user runs it: a process of its
+        own, its imports and Ray start included."""
+        command = [
+            str(Path(sys.executable).with_name("cryotune")),
+            "sweep",
+            *datasets,
+            f"--config={spec}",
+            f"--models={','.join(models)}",
+            f"--name={name}",
+            f"--workspace={self.work / 'sweeps'}",
+            f"--data-root={self.data_root}",
+            f"--num-cpus={self.slots}",
+            f"--max-concurrent={self.slots}",
+            f"--seed={seed}",
+            "--tracking-wait=0",
+        ]
+        started = time.time()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.time() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"sweep {name} failed ({done.returncode}): {done.stderr[-2000:]}")
+        return wall
+
     def run_ray_tune(
         self, name: str, trial: dict, param_space: dict, samples: int, seed: int
     ) -> SweepRun:
@@ -163,40 +189,6 @@ def run_cryotune(
         raise RuntimeError(f"sweep {name} did not finish: {outcome.notes}")
     epochs, trials = _tune_results(outcome.dir / "tune", outcome.dir / "trials", started, FINAL)
     return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=outcome.records)
-
-
-def run_cryotune_cli(
-    name: str,
-    datasets: list[str],
-    spec: Path,
-    data_root: Path,
-    workspace: Path,
-    slots: int,
-    seed: int,
-    models: list[str],
-) -> float:
-    """Wall seconds of one ``cryotune sweep`` command, as a user runs it: a process of its own,
-    its imports and Ray start included."""
-    command = [
-        str(Path(sys.executable).with_name("cryotune")),
-        "sweep",
-        *datasets,
-        f"--config={spec}",
-        f"--models={','.join(models)}",
-        f"--name={name}",
-        f"--workspace={workspace}",
-        f"--data-root={data_root}",
-        f"--num-cpus={slots}",
-        f"--max-concurrent={slots}",
-        f"--seed={seed}",
-        "--tracking-wait=0",
-    ]
-    started = time.time()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.time() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"sweep {name} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall
 
 
 def _tune_results(
