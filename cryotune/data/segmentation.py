@@ -30,15 +30,20 @@ def _runs(channels: tuple[int | None, ...]) -> tuple[Run, ...]:
     runs: list[list] = []
     for slot, channel in enumerate(channels):
         if runs:
-            start, count, first = runs[-1]
-            if first is None and channel is None:
-                runs[-1][1] += 1
-                continue
-            if first is not None and channel == first + count:
+            _, count, first = runs[-1]
+            if channel == (None if first is None else first + count):
                 runs[-1][1] += 1
                 continue
         runs.append([slot, 1, channel])
     return tuple((s, n, c) for s, n, c in runs)
+
+
+def _fill_margin(out, h: int, w: int, value: float) -> None:
+    """Fill what lies below row ``h`` or right of column ``w``: the padding of a short window."""
+    if h < out.shape[-2]:
+        out[..., h:, :] = value
+    if w < out.shape[-1]:
+        out[..., :h, w:] = value
 
 
 class TileBatch(Sequence):
@@ -55,8 +60,6 @@ class TileBatch(Sequence):
         return self.batch["mask"].shape[0]
 
     def __getitem__(self, b: int) -> dict:
-        if not -len(self) <= b < len(self):
-            raise IndexError(b)
         inputs = {name: x[b] for name, x in self.batch["inputs"].items()}
         return {"inputs": inputs, "mask": self.batch["mask"][b]}
 
@@ -132,18 +135,15 @@ class SegmentationData(Dataset):
 
     def _gather(self, ks: Sequence[int], shape: tuple[int, int]) -> dict:
         """Copy each item's window from the cache into the batch tensors, padding short tiles."""
-        size_h, size_w = shape
-        n = len(ks)
         inputs = {
-            name: torch.empty((n, slots, size_h, size_w), dtype=torch.float32)
+            name: torch.empty((len(ks), slots, *shape), dtype=torch.float32)
             for name, slots in self._slots.items()
         }
-        mask = torch.empty((n, size_h, size_w), dtype=torch.int64)
+        mask = torch.empty((len(ks), *shape), dtype=torch.int64)
         arrays = {name: x.numpy() for name, x in inputs.items()}
         mask_array = mask.numpy()
         for b, k in enumerate(ks):
-            i = self.indices[k]
-            tile, tile_mask = self.split.tile(i)
+            tile, tile_mask = self.split.tile(self.indices[k])
             top, left, ch, cw = self._window(*tile_mask.shape)
             rows, cols = slice(top, top + ch), slice(left, left + cw)
             for name, runs in self._runs.items():
@@ -154,15 +154,9 @@ class SegmentationData(Dataset):
                     else:
                         src = tile[channel : channel + count, rows, cols]
                         out[slot : slot + count, :ch, :cw] = src
-                if ch < size_h:
-                    out[:, ch:] = 0
-                if cw < size_w:
-                    out[:, :ch, cw:] = 0
+                _fill_margin(out, ch, cw, 0)
             mask_array[b, :ch, :cw] = tile_mask[rows, cols]
-            if ch < size_h:
-                mask_array[b, ch:] = self.ignore_index
-            if cw < size_w:
-                mask_array[b, :ch, cw:] = self.ignore_index
+            _fill_margin(mask_array[b], ch, cw, self.ignore_index)
         return {"inputs": inputs, "mask": mask}
 
 

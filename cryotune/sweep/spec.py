@@ -216,13 +216,12 @@ class SweepSpec(_Strict):
                 raise ValueError("sampler.kind grid needs space.weight_decay.grid")
         elif self.budget.trials is None:
             raise ValueError("budget.trials: null (the grid size) needs sampler.kind grid")
-        bootstrap = self.scheduler.bootstrap_trials
-        if self.scheduler.kind == "asha" and self.budget.trials is not None:
-            if bootstrap >= self.budget.trials:
-                raise ValueError(
-                    f"scheduler.bootstrap_trials {bootstrap} must be below budget.trials "
-                    f"{self.budget.trials}: otherwise no trial trains past the grace period"
-                )
+        bootstrap, trials = self.scheduler.bootstrap_trials, self.budget.trials
+        if self.scheduler.kind == "asha" and trials is not None and bootstrap >= trials:
+            raise ValueError(
+                f"scheduler.bootstrap_trials {bootstrap} must be below budget.trials "
+                f"{trials}: otherwise no trial trains past the grace period"
+            )
         return self
 
     @property

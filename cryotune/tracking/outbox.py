@@ -9,8 +9,9 @@ delivery is not tried again for ``retry_after_s`` (unless forced), so a dead ser
 training loop one fast failed request every few seconds at most. A lock file serialises the
 driver and a worker appending to or delivering the same outbox.
 
-A training loop hands delivery to a ``Courier`` (one background thread per process), so it only
-ever waits for a spooled line, never for the tracking store.
+A training loop hands delivery to a ``Courier`` (one background thread per process), so it does
+not wait for the tracking store, except when it spools while the courier holds the same outbox's
+lock file to deliver it.
 
 Re-delivering is harmless, so a crash between delivering and counting loses nothing: the run is
 found by its key tags before it is created (and its id cached in ``mlflow-run-id``), params are

@@ -213,7 +213,11 @@ class PreparedTrial:
 def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
     """Names, data root and weights are checked before the (possibly long) tile decoding."""
     from cryotune.data.roots import resolve_root
-    from cryotune.data.segmentation import SegmentationData, training_loader
+    from cryotune.data.segmentation import (
+        SegmentationData,
+        evaluation_loader,
+        training_loader,
+    )
     from cryotune.models.segmenter import build_segmenter
 
     spec = check_names(config)
@@ -275,7 +279,7 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
         model=model,
         splits=splits,
         train_loader=train_loader,
-        val_loader=_eval_loader(val_data, runtime),
+        val_loader=evaluation_loader(val_data, pin_memory=runtime.cuda),
         generator=generator,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -387,10 +391,10 @@ def run_trial(
             best_weights = saved["model"]
         if best_weights is not None:
             model.load_state_dict(best_weights)
-        from cryotune.data.segmentation import SegmentationData
+        from cryotune.data.segmentation import SegmentationData, evaluation_loader
 
         test_data = SegmentationData(trial.splits["test"], trial.built.mapping, None, False)
-        test_loader = _eval_loader(test_data, runtime)
+        test_loader = evaluation_loader(test_data, pin_memory=runtime.cuda)
         test_metrics = evaluate(model, test_loader, spec, trial.window, runtime, max_batch)
         if ckpt_dir is not None:
             write_preview(
@@ -487,13 +491,6 @@ def evaluate(
             logits = sliding_window_logits(model, inputs, window, num_classes, max_batch)
         matrix.update_from_logits(logits, mask)
     return matrix.compute()
-
-
-def _eval_loader(data, runtime: Runtime) -> DataLoader:
-    """Batch size 1: val and test items are whole tiles or scenes whose sizes may differ."""
-    from cryotune.data.segmentation import evaluation_loader
-
-    return evaluation_loader(data, pin_memory=runtime.cuda)
 
 
 def _take(loader: DataLoader, steps: int) -> Iterator:
