@@ -132,6 +132,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             "crop_size": args.crop_size,
             "max_steps_per_epoch": args.max_steps_per_epoch,
             "device": args.device,
+            "val_every": args.val_every,
+            "view": args.view,
+            "precision": args.precision,
+            "neck_pool": args.neck_pool,
+            "swin_taps": args.swin_taps,
         }.items()
         if v is not None
     }
@@ -359,6 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int)
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--val-every", type=int, help="validate every N epochs and after the last (default 5)"
+    )
+    p.add_argument(
+        "--view", help="dataset view the encoder reads (sar, optical); default: Cryo-Bench's"
+    )
+    p.add_argument(
+        "--precision",
+        choices=["bf16", "fp32"],
+        help="on CUDA: bf16 autocast (default) or fp32 as Cryo-Bench ran",
+    )
+    p.add_argument(
+        "--neck-pool", choices=["floor", "ceil"], help="ViT neck max-pool rounding (floor)"
+    )
+    p.add_argument(
+        "--swin-taps", choices=["merged", "stages"], help="GFM-Swin taps (merged, as PANGAEA)"
+    )
     p.add_argument("--out", help="folder for history and metrics JSON")
     p.set_defaults(func=cmd_train)
 

@@ -41,7 +41,29 @@ class TrialConfig(BaseModel):
     )
     cache_dir: str | None = Field(None, description="tile cache folder; else a per-user default")
     crop_size: int | None = Field(None, ge=8, description="train crop; None: the encoder's input")
-    val_every: int = Field(1, ge=1)
+    val_every: int = Field(
+        5, ge=1, description="validate every N epochs and after the last (Cryo-Bench: 5)"
+    )
+    view: str | None = Field(
+        None,
+        description="dataset view the encoder reads (sar, optical); None: the one Cryo-Bench "
+        "ran it on",
+    )
+    precision: Literal["bf16", "fp32"] = Field(
+        "bf16",
+        description="on CUDA: bf16 autocast, or fp32 as Cryo-Bench ran (paper-comparable); "
+        "the CPU always computes in fp32",
+    )
+    neck_pool: Literal["floor", "ceil"] = Field(
+        "floor",
+        description="rounding of the ViT neck's x0.5 max-pool: floor as PANGAEA, or ceil "
+        "(keeps odd maps' last row and column)",
+    )
+    swin_taps: Literal["merged", "stages"] = Field(
+        "merged",
+        description="GFM-Swin features: after each stage's patch merging as PANGAEA "
+        "(256,512,1024,1024 channels), or the stage outputs (128..1024 at strides 4..32)",
+    )
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for smoke runs")
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

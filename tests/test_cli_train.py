@@ -42,11 +42,13 @@ def test_train_writes_history_metrics_and_summary(glid, tmp_path):
     proc = _cryotune(
         "train", "glid", "unet", "--data-root", str(glid), "--cache-dir", str(tmp_path / "cache"),
         "--epochs", "2", "--batch-size", "2", "--crop-size", "16", "--max-steps-per-epoch", "2",
-        "--lr", "1e-3", "--device", "cpu", "--seeds", "2", "--out", str(out),
+        "--lr", "1e-3", "--device", "cpu", "--seeds", "2", "--out", str(out), "--val-every", "1",
         tmp_path=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "seeds 234, 235" in proc.stderr
+    assert "validated every 1 epochs" in proc.stdout
+    assert "departures from Cryo-Bench: val_every=1 (Cryo-Bench: 5" in proc.stdout
     assert "mean ± std" in proc.stdout and "weights: random" in proc.stdout
     assert "filled bands: none" in proc.stdout
 

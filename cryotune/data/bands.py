@@ -74,6 +74,7 @@ class BandMapping:
     source_modalities: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dataset: str = ""
     encoder: str = ""
+    view_source: str = ""
 
     @property
     def dataset_modalities(self) -> tuple[str, ...]:
@@ -82,6 +83,15 @@ class BandMapping:
         for names in self.source_modalities.values():
             seen += [n for n in names if n not in seen]
         return tuple(seen)
+
+    @property
+    def view(self) -> str:
+        """The dataset view the encoder reads: its modality names joined by ``+``."""
+        return "+".join(self.dataset_modalities)
+
+    def describe(self) -> str:
+        """One line for people: what each encoder input reads, and why this view."""
+        return describe_mapping(self.to_dict())
 
     @property
     def in_channels(self) -> dict[str, int]:
@@ -130,7 +140,16 @@ class BandMapping:
             "source_modalities": {k: list(v) for k, v in self.source_modalities.items()},
             "filled": list(self.filled),
             "wavelengths": {k: list(v) for k, v in self.wavelengths.items()},
+            "view": self.view,
+            "view_source": self.view_source,
         }
+
+
+def describe_mapping(mapping: Mapping) -> str:
+    """``BandMapping.describe`` of a mapping as ``to_dict`` stored it (records, results)."""
+    inputs = "; ".join(f"{m} {','.join(b)}" for m, b in mapping["inputs"].items())
+    why = f" ({mapping['view_source']})" if mapping.get("view_source") else ""
+    return f"{mapping['dataset']} view {mapping['view']}{why} -> {inputs}"
 
 
 def wavelengths_of(bands: Sequence[str], encoder_key: str = "") -> tuple[float, ...]:
@@ -147,19 +166,33 @@ def _offers(bands: Mapping[str, Sequence[str]]) -> str:
     return "; ".join(f"{m}: {','.join(b)}" for m, b in bands.items())
 
 
+VIEW_PAPER = "as in Cryo-Bench's runs"
+VIEW_REQUESTED = "requested"
+
+
 def map_bands(
     dataset: DatasetSpec,
     encoder_bands: Mapping[str, Sequence[str]] | AnyBands,
     encoder_key: str = "",
+    view: str | None = None,
 ) -> BandMapping:
     """Match encoder bands to dataset bands by name.
 
-    The encoder is fed each modality it declares that the dataset has as a primary modality; a
-    fallback modality (CaFFe's grey-as-RGB) only when it accepts no primary one. UsageError when
-    it accepts none.
+    ``view`` names the dataset modality to feed; None takes the paper's view of this encoder
+    (``DatasetSpec.paper_views``), else every primary modality the encoder declares, and a
+    fallback view (CaFFe's grey-as-RGB, SICD's RGB proxy) only when it reads no primary one.
+    UsageError when the encoder reads none, or not the view asked for.
     """
+    source = VIEW_REQUESTED
+    if view is None:
+        view, source = dataset.paper_view(encoder_key), VIEW_PAPER
+    if view is not None and view not in {m.name for m in dataset.modalities}:
+        raise UsageError(
+            f"--view {view}: dataset '{dataset.key}' has no such view; valid: "
+            f"{', '.join(m.name for m in dataset.modalities)}"
+        )
     if encoder_bands is ANY_BANDS:
-        mods = dataset.primary_modalities
+        mods = (dataset.modality(view),) if view is not None else dataset.primary_modalities
         names = tuple(b for m in mods for b in m.bands)
         return BandMapping(
             inputs={ALL_MODALITY: names},
@@ -169,13 +202,24 @@ def map_bands(
             source_modalities={ALL_MODALITY: tuple(m.name for m in mods)},
             dataset=dataset.key,
             encoder=encoder_key,
+            view_source=source if view is not None else "every primary modality",
         )
     declared = {m: tuple(b) for m, b in encoder_bands.items()}
     for bands in declared.values():
         wavelengths_of(bands, encoder_key)
-    primary = {m.name for m in dataset.primary_modalities if m.name in declared}
-    fallback = {m.name for m in dataset.modalities if m.fallback and m.name in declared}
-    chosen = primary or fallback
+    if view is not None:
+        if view not in declared:
+            raise UsageError(
+                f"--view {view}: encoder '{encoder_key}' takes {_offers(declared)}, not the "
+                f"{view} view of dataset '{dataset.key}'; valid: "
+                f"{', '.join(m.name for m in dataset.modalities if m.name in declared) or 'none'}"
+            )
+        chosen = {view}
+    else:
+        primary = {m.name for m in dataset.primary_modalities if m.name in declared}
+        fallback = {m.name for m in dataset.modalities if m.fallback and m.name in declared}
+        chosen = primary or fallback
+        source = "the modality it reads" if primary else "fallback view"
     if not chosen:
         raise UsageError(
             f"encoder '{encoder_key}' takes {_offers(declared)}, but dataset '{dataset.key}' "
@@ -200,4 +244,5 @@ def map_bands(
         source_modalities=source_modalities,
         dataset=dataset.key,
         encoder=encoder_key,
+        view_source=source,
     )

@@ -147,8 +147,11 @@ class TileCache:
     def __init__(self, cache_dir: Path | None = None):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
-    def key(self, spec: DatasetSpec, root: Path, split: str) -> tuple[str, dict, list]:
-        """(folder name, key document, pairs) for a split as it is on disk now."""
+    def key(
+        self, spec: DatasetSpec, root: Path, split: str, modalities: tuple[str, ...] = ()
+    ) -> tuple[str, dict, list]:
+        """(folder name, key document, pairs) for a split as it is on disk now, storing the
+        channels of ``spec.stored_modalities(modalities)``."""
         root = Path(root)
         pairs = list_pairs(spec, root, split)
         listing = []
@@ -156,7 +159,7 @@ class TileCache:
             for path in (image, mask):
                 st = path.stat()
                 listing.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
-        plan = spec.channel_plan()
+        plan = spec.channel_plan(spec.stored_modalities(modalities))
         document = {
             "version": FORMAT_VERSION,
             "dataset": spec.key,
@@ -169,10 +172,13 @@ class TileCache:
         }
         return f"{spec.key}-{split}-{_digest(document)[:20]}", document, pairs
 
-    def open(self, spec: DatasetSpec, root: Path, split: str) -> CachedSplit:
-        """The cached split, built first if missing or stale; DataError names bad files."""
+    def open(
+        self, spec: DatasetSpec, root: Path, split: str, modalities: tuple[str, ...] = ()
+    ) -> CachedSplit:
+        """The cached split holding ``modalities`` (and every modality each accepted file can
+        feed), built first if missing or stale; DataError names bad files."""
         root = Path(root)
-        name, document, pairs = self.key(spec, root, split)
+        name, document, pairs = self.key(spec, root, split, modalities)
         final = self.cache_dir / name
         cached = self._reuse(spec, final)
         if cached is not None:
@@ -181,7 +187,8 @@ class TileCache:
             cached = self._reuse(spec, final)
             if cached is not None:
                 return cached
-            cached = CachedSplit(spec, self._publish(spec, root, split, name, document, pairs))
+            folder = self._publish(spec, root, split, name, document, pairs, modalities)
+            cached = CachedSplit(spec, folder)
         cached.built_here = True
         return cached
 
@@ -206,25 +213,34 @@ class TileCache:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def build(self, spec: DatasetSpec, root: Path, split: str) -> Path:
+    def build(
+        self, spec: DatasetSpec, root: Path, split: str, modalities: tuple[str, ...] = ()
+    ) -> Path:
         """Build the split's cache even if one exists; returns the folder in use.
 
         When another process published the same cache first, this copy is dropped and the
         existing folder is returned.
         """
         root = Path(root)
-        name, document, pairs = self.key(spec, root, split)
+        name, document, pairs = self.key(spec, root, split, modalities)
         with self._build_lock(name):
-            return self._publish(spec, root, split, name, document, pairs)
+            return self._publish(spec, root, split, name, document, pairs, modalities)
 
     def _publish(
-        self, spec: DatasetSpec, root: Path, split: str, name: str, document: dict, pairs: list
+        self,
+        spec: DatasetSpec,
+        root: Path,
+        split: str,
+        name: str,
+        document: dict,
+        pairs: list,
+        modalities: tuple[str, ...],
     ) -> Path:
         final = self.cache_dir / name
         self._remove_stale_temps()
         temp = self.cache_dir / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            self._build(spec, root, split, pairs, document, temp)
+            self._build(spec, root, split, pairs, document, temp, modalities)
             try:
                 os.rename(temp, final)
             except OSError:
@@ -254,18 +270,26 @@ class TileCache:
                 continue
 
     def _build(
-        self, spec: DatasetSpec, root: Path, split: str, pairs: list, document: dict, temp: Path
+        self,
+        spec: DatasetSpec,
+        root: Path,
+        split: str,
+        pairs: list,
+        document: dict,
+        temp: Path,
+        modalities: tuple[str, ...],
     ) -> None:
         temp.mkdir(parents=True)
+        plan = spec.channel_plan(spec.stored_modalities(modalities))
         issues, shapes, channel_offsets, mask_offsets, ratios = [], [], [], [], []
         channel_total = mask_total = 0
         with open(temp / _CHANNELS, "wb") as channels_out, open(temp / _MASKS, "wb") as masks_out:
             for image, mask_path in pairs:
-                pair = check_pair(spec, image, mask_path)
+                pair = check_pair(spec, image, mask_path, modalities)
                 issues += pair.issues
                 if pair.channels is None or pair.mask is None:
                     continue
-                channels = normalize_channels(spec, pair.channels)
+                channels = normalize_channels(plan, pair.channels)
                 channels_out.write(np.ascontiguousarray(channels, dtype=np.float32).tobytes())
                 masks_out.write(pair.mask.astype(np.int16).tobytes())
                 shapes.append(list(pair.mask.shape))
@@ -280,7 +304,6 @@ class TileCache:
                 os.fsync(f.fileno())
         np.save(temp / _RATIOS, np.asarray(ratios, dtype=np.float64).reshape(-1, spec.num_classes))
         files = [f[0] for f in document["files"]]
-        plan = spec.channel_plan()
         meta = {
             "version": FORMAT_VERSION,
             "dataset": spec.key,

@@ -14,7 +14,13 @@ import numpy as np
 from cryotune.data.datasets import DatasetSpec, get_dataset
 from cryotune.data.issues import Issue, errors_of
 from cryotune.data.layouts import scan_split
-from cryotune.data.readers import decode_channels, decode_mask, raster_info, read_raster
+from cryotune.data.readers import (
+    decode_channels,
+    decode_mask,
+    decoded_band_count,
+    raster_info,
+    read_raster,
+)
 from cryotune.errors import DataError
 from cryotune.table import format_table
 
@@ -47,7 +53,7 @@ def _check_image_values(spec: DatasetSpec, path: Path, raw: np.ndarray) -> list[
         inf = int(np.isinf(raw).sum())
         if nan and not spec.image.nan_to_zero:
             issues.append(Issue(str(path), f"{nan} NaN values (this dataset has none)"))
-        if inf:
+        if inf and not spec.image.nan_to_zero:
             issues.append(Issue(str(path), f"{inf} infinite values"))
         finite = raw[np.isfinite(raw)]
     else:
@@ -94,10 +100,45 @@ def _reason(exc: DataError, path: Path) -> str:
     return str(exc).removeprefix(f"{path}: ")
 
 
-def check_pair(spec: DatasetSpec, image: Path, mask: Path) -> PairCheck:
-    """Check one pair; on success ``channels`` holds ``decode_channels`` output and ``mask``
-    the decoded int64 class ids."""
+def _band_issues(spec: DatasetSpec, path: Path, count: int, modalities: tuple[str, ...]) -> list:
+    """Too few bands for a read modality is an error; more than Cryo-Bench's files have is a
+    warning (its loaders read the leading bands and ignore the rest, and so does cryotune)."""
+    fmt = spec.image
+    if count < fmt.min_bands:
+        return [Issue(str(path), f"has {count} bands; expected {_band_words(spec)}")]
+    decoded = decoded_band_count(spec, count)
+    short = [m for m in modalities if max(spec.modality(m).file_bands) >= decoded]
+    if short:
+        m = spec.modality(short[0])
+        return [
+            Issue(
+                str(path),
+                f"has {count} bands, but the {m.name} view ({','.join(m.bands)}) reads "
+                f"{max(m.file_bands) + 1}; use {max(m.file_bands) + 1}-band files, or a model "
+                f"or --view that reads {', '.join(spec.readable_modalities(decoded))}",
+            )
+        ]
+    if fmt.max_bands is not None and count > fmt.max_bands:
+        return [
+            Issue(
+                str(path),
+                f"has {count} bands; Cryo-Bench's files have {_band_words(spec)}; the bands "
+                f"past {fmt.max_bands} are not read",
+                "warning",
+            )
+        ]
+    return []
+
+
+def check_pair(
+    spec: DatasetSpec, image: Path, mask: Path, modalities: tuple[str, ...] = ()
+) -> PairCheck:
+    """Check one pair for the modalities a tile cache stores for a trial reading ``modalities``;
+    on success ``channels`` holds ``decode_channels`` output for that plan and ``mask`` the
+    decoded int64 class ids."""
     result = PairCheck()
+    stored = spec.stored_modalities(modalities)
+    plan = spec.channel_plan(stored)
     infos = {}
     for path in (image, mask):
         try:
@@ -108,13 +149,15 @@ def check_pair(spec: DatasetSpec, image: Path, mask: Path) -> PairCheck:
         return result
     img, msk = infos[image], infos[mask]
     fmt = spec.image
-    if img.count < fmt.min_bands or (fmt.max_bands is not None and img.count > fmt.max_bands):
-        result.issues.append(
-            Issue(str(image), f"has {img.count} bands; expected {_band_words(spec)}")
-        )
+    result.issues += _band_issues(spec, image, img.count, stored)
     if img.dtype not in fmt.dtypes:
         result.issues.append(
-            Issue(str(image), f"dtype {img.dtype}; expected {' or '.join(fmt.dtypes)}")
+            Issue(
+                str(image),
+                f"dtype {img.dtype}; Cryo-Bench's files are {' or '.join(fmt.dtypes)}; read "
+                "as float32 like theirs (check that the values are on the same scale)",
+                "warning",
+            )
         )
     if (img.height, img.width) != (msk.height, msk.width):
         result.issues.append(
@@ -124,7 +167,7 @@ def check_pair(spec: DatasetSpec, image: Path, mask: Path) -> PairCheck:
                 f"{img.width}x{img.height}",
             )
         )
-    if result.issues:
+    if errors_of(result.issues):
         return result
     try:
         raw_image = read_raster(image)
@@ -139,7 +182,7 @@ def check_pair(spec: DatasetSpec, image: Path, mask: Path) -> PairCheck:
     result.issues += _check_image_values(spec, image, raw_image)
     result.issues += _check_mask_values(spec, mask, raw_mask)
     if not errors_of(result.issues):
-        result.channels = decode_channels(spec, raw_image)
+        result.channels = decode_channels(spec, raw_image, plan)
         result.mask = decode_mask(spec, raw_mask)
     return result
 

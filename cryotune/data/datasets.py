@@ -6,7 +6,7 @@ each spec says where its statistics come from and which band names are placehold
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -22,8 +22,8 @@ class Modality:
     """One input modality: band names in order, their statistics and where they are in the file.
 
     ``file_bands[i]`` is the 0-based band index in the image file that holds ``bands[i]``.
-    ``fallback=True`` marks a modality that only exists to feed encoders lacking every primary
-    modality (CaFFe's grey SAR repeated as ``B4,B3,B2``).
+    ``fallback=True`` marks a view that only exists to feed encoders lacking every primary
+    modality (CaFFe's grey SAR repeated as ``B4,B3,B2``, SICD's RGB proxy of its three bands).
     """
 
     name: str
@@ -121,6 +121,9 @@ class DatasetSpec:
 
     ``scenes=True`` marks datasets of large, variable-size images: training takes random crops
     and evaluation covers each whole scene (not the paper-era single centre crop).
+    ``paper_views`` pairs a model key with the modality Cryo-Bench's runs fed it where the dataset
+    offers several views (SICD's SAR pair or RGB proxy, CaFFe's grey SAR or grey-as-RGB); models
+    not listed get a primary modality they read, else the fallback view.
     """
 
     key: str
@@ -139,6 +142,8 @@ class DatasetSpec:
     source: str
     citation: str
     scenes: bool = False
+    paper_views: tuple[tuple[str, str], ...] = ()
+    paper_views_source: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -148,6 +153,10 @@ class DatasetSpec:
     def primary_modalities(self) -> tuple[Modality, ...]:
         return tuple(m for m in self.modalities if not m.fallback)
 
+    def paper_view(self, model: str) -> str | None:
+        """The view Cryo-Bench's runs fed ``model``, None where they name none."""
+        return dict(self.paper_views).get(model)
+
     def modality(self, name: str) -> Modality:
         for m in self.modalities:
             if m.name == name:
@@ -156,13 +165,32 @@ class DatasetSpec:
 
     @property
     def file_band_count(self) -> int:
-        """Bands the reader needs from each file (after grey conversion, if any)."""
+        """Bands the reader needs from each file to feed every modality (after grey conversion)."""
         return 1 + max(b for m in self.modalities for b in m.file_bands)
 
-    def channel_plan(self) -> ChannelPlan:
+    def stored_modalities(self, used: Iterable[str] = ()) -> tuple[str, ...]:
+        """The modalities a tile cache holds for a trial reading ``used``: every modality whose
+        file bands each accepted file has, plus ``used`` (SICD's RGB proxy reads a third band
+        that a 2-band scene lacks, so it is stored only for trials that read it)."""
+        wanted = set(used)
+        return tuple(
+            m.name
+            for m in self.modalities
+            if m.name in wanted or max(m.file_bands) < self.image.min_bands
+        )
+
+    def readable_modalities(self, band_count: int) -> tuple[str, ...]:
+        """The modalities a file of ``band_count`` bands (after grey conversion) can feed."""
+        return tuple(m.name for m in self.modalities if max(m.file_bands) < band_count)
+
+    def channel_plan(self, modalities: Iterable[str] | None = None) -> ChannelPlan:
+        """The distinct channels of ``modalities`` (default: every modality), in spec order."""
+        names = None if modalities is None else set(modalities)
         keys: list[tuple[int, float, float]] = []
         per_modality: dict[str, tuple[int, ...]] = {}
         for m in self.modalities:
+            if names is not None and m.name not in names:
+                continue
             idx = []
             for b, mu, sd in zip(m.file_bands, m.mean, m.std):
                 if (b, mu, sd) not in keys:
@@ -192,6 +220,63 @@ _CRYOBENCH = (
 _TILES = Layout("{split}/images", "{split}/masks", "name", (".tif", ".tiff"), (".tif", ".tiff"))
 _FLOAT = ("float32", "float64")
 _INTEGER_OR_FLOAT = ("uint16", "uint8", "int16", "uint32", "int32", "float32", "float64")
+
+
+def _views(**lists: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((model, view) for view, models in lists.items() for model in models)
+
+
+# Cryo-Bench's README run lists (pangaea-bench/README.md, commit 41b6115). SICD: the RGB loop
+# (dataset=ai4arctic_rgb) and the SAR loop (ai4arctic_terramind). terramind_large is in both
+# loops, but the paper-era TerraMind config reads S2L2A only, so its SAR run saw zeros: the RGB
+# run is the one with signal. U-Net is in neither loop; the later README runs it on sicd_rgb.
+_SICD_VIEWS = _views(
+    optical=(
+        "vit",
+        "gfm_swin",
+        "prithvi",
+        "remoteclip",
+        "satlas",
+        "scalemae",
+        "spectralgpt",
+        "ssl4eo_moco",
+        "ssl4eo_dino",
+        "ssl4eo_mae",
+        "ssl4eo_data2vec",
+        "terramind",
+        "unet",
+    ),
+    sar=("dofa", "croma", "ramen"),
+)
+_SICD_VIEWS_SOURCE = (
+    "Cryo-Bench pangaea-bench/README.md run lists (ai4arctic_rgb: vit_scratch gfmswin prithvi "
+    "remoteclip satlasnet_si scalemae spectralgpt ssl4eo_moco ssl4eo_dino ssl4eo_mae_optical "
+    "ssl4eo_data2vec terramind_large; ai4arctic_terramind: dofa terramind_large croma_sar "
+    "ramen_monotemporal); U-Net from the later README's sicd_rgb command"
+)
+# CaFFe: zone_mapping_optical and zone_mapping_sar encoder lists of the same README.
+_CAFFE_VIEWS = _views(
+    optical=(
+        "gfm_swin",
+        "prithvi",
+        "remoteclip",
+        "satlas",
+        "scalemae",
+        "spectralgpt",
+        "ssl4eo_moco",
+        "ssl4eo_dino",
+        "ssl4eo_data2vec",
+        "vit",
+        "unet",
+    ),
+    sar=("croma", "dofa", "ssl4eo_mae", "terramind", "ramen"),
+)
+_CAFFE_VIEWS_SOURCE = (
+    "Cryo-Bench pangaea-bench/README.md CaFFe loops (zone_mapping_optical: gfmswin prithvi "
+    "remoteclip satlasnet_si scalemae spectralgpt ssl4eo_moco ssl4eo_dino ssl4eo_data2vec "
+    "vit_scratch unet_encoder; zone_mapping_sar: croma_sar dofa ssl4eo_mae_sar terramind_large "
+    "ramen_monotemporal)"
+)
 
 
 def _same(value: float, n: int) -> tuple[float, ...]:
@@ -303,6 +388,14 @@ _SPECS = (
                 (0.61435765, 0.37416646),
                 (0, 1),
             ),
+            Modality(
+                "optical",
+                ("B4", "B3", "B2"),
+                (-0.16381396, -0.22024433, -0.12),
+                (0.61435765, 0.37416646, 0.12),
+                (0, 1, 2),
+                fallback=True,
+            ),
         ),
         classes=(
             "open_water",
@@ -315,15 +408,20 @@ _SPECS = (
         ignore_index=255,
         tile_size=512,
         layout=_TILES,
-        image=ImageFormat("GTiff", 2, 2, _FLOAT, (-35.0, 5.0), nan_to_zero=True),
+        image=ImageFormat("GTiff", 2, None, _FLOAT, (-35.0, 5.0), nan_to_zero=True),
         mask=MaskCoding(),
         class_distribution=(0.65, 0.01, 0.025, 0.021, 0.145, 0.132),
-        stats_note="Cryo-Bench ai4arctic.yaml; values already standardised; VV,VH are really "
-        "HH,HV; NaN is read as 0; band minima -30,-35 and maxima 5,0",
+        stats_note="Cryo-Bench ai4arctic.yaml (SAR view: bands 1-2) and ai4arctic_rgb.yaml, "
+        "later sicd_rgb.yaml (RGB proxy: all three bands fed as B4,B3,B2); values already "
+        "standardised; VV,VH are really HH,HV; the third band is unnamed in Cryo-Bench (the "
+        "incidence angle, by its README's ancillary list); NaN is read as 0; band minima "
+        "-30,-35 and maxima 5,0",
         source="huggingface.co/datasets/torchgeo/ai4artic-sea-ice-challenge (~62 GB); "
         "scenes ~5200x5000 px",
         citation=_CRYOBENCH + "; AI4Arctic Sea Ice Challenge dataset (ESA/DTU, 2022)",
         scenes=True,
+        paper_views=_SICD_VIEWS,
+        paper_views_source=_SICD_VIEWS_SOURCE,
     ),
     DatasetSpec(
         key="caffe",
@@ -370,6 +468,8 @@ _SPECS = (
         citation=_CRYOBENCH + "; Gourmelon et al., ESSD 14, 4287-4313 (2022), "
         "doi:10.5194/essd-14-4287-2022",
         scenes=True,
+        paper_views=_CAFFE_VIEWS,
+        paper_views_source=_CAFFE_VIEWS_SOURCE,
     ),
     DatasetSpec(
         key="glb",

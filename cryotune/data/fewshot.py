@@ -1,28 +1,37 @@
-"""Few-shot training subsets drawn with Cryo-Bench's (PANGAEA's) stratified scheme.
+"""Few-shot training subsets drawn exactly as Cryo-Bench's (PANGAEA's) stratified sampler draws them.
 
-Each sample's class-ratio vector (ignore pixels excluded) is binned into ``num_bins`` equal bins
-per class; from every combination of bins the same fraction is drawn, at least one sample.
-Only the training split is ever subsampled.
+Each sample's class-ratio vector (ignore pixels excluded) is binned per class with
+``ceil(r / (1/3)) - 1``: a class absent from a sample (r = 0) is a stratum of its own (-1), then
+(0, 1/3], (1/3, 2/3], (2/3, 1]. Samples with the same vector of bins form a stratum, and from
+every stratum ``int(max(1, n * fraction))`` samples are drawn, strata in order of first
+appearance, with numpy's legacy generator seeded by the trial seed, the state PANGAEA's
+``fix_seed`` leaves its global generator in. On the same ratios and seed the subset is
+Cryo-Bench's own (``pangaea/utils/subset_sampler.py``). Only the training split is subsampled.
 """
 
 from __future__ import annotations
-
-from collections import defaultdict
 
 import numpy as np
 
 from cryotune.errors import UsageError
 
+NUM_BINS = 3
+
+
+def class_ratio_strata(class_ratios: np.ndarray, num_bins: int = NUM_BINS) -> np.ndarray:
+    """Per sample and class, the stratum index: -1 for an absent class, else 0..num_bins-1.
+
+    The bin width is computed as PANGAEA computes it (``np.linspace(0, 1, num_bins + 1)[1]``),
+    so ratios on a bin edge fall where they fall there.
+    """
+    width = np.linspace(0, 1, num_bins + 1)[1]
+    return np.ceil(np.asarray(class_ratios, dtype=np.float64) / width).astype(np.int64) - 1
+
 
 def stratified_subset(
-    class_ratios: np.ndarray, fraction: float, seed: int, num_bins: int = 3
+    class_ratios: np.ndarray, fraction: float, seed: int, num_bins: int = NUM_BINS
 ) -> np.ndarray:
-    """Sorted indices of the subset; the same inputs always give the same subset.
-
-    As in PANGAEA, ``int(max(1, n * fraction))`` samples per bin combination. Unlike
-    PANGAEA's ``np.digitize``, a ratio of exactly 1.0 falls into the top bin instead of a
-    fourth one.
-    """
+    """Sorted indices of the subset; the same inputs always give the same subset."""
     if not 0 < fraction <= 1:
         raise UsageError(f"label fraction must be in (0, 1]; got {fraction}")
     ratios = np.asarray(class_ratios, dtype=np.float64)
@@ -30,16 +39,14 @@ def stratified_subset(
         raise UsageError(f"class_ratios must be (samples, classes); got shape {ratios.shape}")
     if fraction == 1:
         return np.arange(len(ratios))
-    bins = np.clip(np.floor(ratios * num_bins), 0, num_bins - 1).astype(np.int64)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for index, row in enumerate(bins):
-        groups[tuple(row.tolist())].append(index)
-    rng = np.random.default_rng(seed)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, row in enumerate(class_ratio_strata(ratios, num_bins)):
+        groups.setdefault(tuple(row.tolist()), []).append(index)
+    rng = np.random.RandomState(seed % 2**32)
     chosen: list[int] = []
-    for combination in sorted(groups):
-        members = groups[combination]
+    for members in groups.values():
         count = int(max(1, len(members) * fraction))
-        chosen += rng.choice(members, size=count, replace=False).tolist()
+        chosen += rng.choice(members, count, replace=False).tolist()
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryotune.data.datasets import DatasetSpec
+from cryotune.data.datasets import ChannelPlan, DatasetSpec
 
 
 def _standardise(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
@@ -17,9 +17,8 @@ def _standardise(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...])
     return ((x - mu) / sd).astype(np.float32, copy=False)
 
 
-def normalize_channels(spec: DatasetSpec, channels: np.ndarray) -> np.ndarray:
-    """Normalise the decoded channels of ``spec.channel_plan()`` (the tile cache's layout)."""
-    plan = spec.channel_plan()
+def normalize_channels(plan: ChannelPlan, channels: np.ndarray) -> np.ndarray:
+    """Normalise channels decoded for ``plan`` (the tile cache's layout)."""
     return _standardise(channels, plan.mean, plan.std)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-from cryotune.data.datasets import DatasetSpec
+from cryotune.data.datasets import ChannelPlan, DatasetSpec
 from cryotune.errors import DataError
 
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -70,15 +70,29 @@ def read_raster(path: Path, bands: int | None = None) -> np.ndarray:
         return src.read(indexes)
 
 
-def decode_channels(spec: DatasetSpec, raw: np.ndarray) -> np.ndarray:
-    """The spec's distinct channels (``spec.channel_plan()``) as float32, before normalisation."""
+def decoded_band_count(spec: DatasetSpec, count: int) -> int:
+    """Bands a file of ``count`` bands offers after decoding (grey files offer one)."""
+    return min(count, 1) if spec.image.grey else count
+
+
+def file_plan(spec: DatasetSpec, count: int) -> ChannelPlan:
+    """The channels of every modality a file of ``count`` bands can feed."""
+    return spec.channel_plan(spec.readable_modalities(decoded_band_count(spec, count)))
+
+
+def decode_channels(
+    spec: DatasetSpec, raw: np.ndarray, plan: ChannelPlan | None = None
+) -> np.ndarray:
+    """The distinct channels of ``plan`` (default: every modality the file can feed) as float32,
+    before normalisation."""
+    plan = plan or file_plan(spec, raw.shape[0])
     image = raw.astype(np.float32, copy=False)
     if spec.image.grey:
         if image.shape[0] >= 3:
             image = np.tensordot(GREY_WEIGHTS, image[:3], axes=1)[None]
         else:
             image = image[:1]
-    channels = image[list(spec.channel_plan().file_bands)]
+    channels = image[list(plan.file_bands)]
     if spec.image.nan_to_zero:
         channels = np.nan_to_num(channels, nan=0.0, posinf=0.0, neginf=0.0)
     if spec.image.scale != 1.0:
@@ -97,15 +111,17 @@ def decode_mask(spec: DatasetSpec, raw: np.ndarray) -> np.ndarray:
     return mask
 
 
-def split_modalities(spec: DatasetSpec, channels: np.ndarray) -> dict[str, np.ndarray]:
-    plan = spec.channel_plan()
+def split_modalities(plan: ChannelPlan, channels: np.ndarray) -> dict[str, np.ndarray]:
     return {name: channels[list(idx)] for name, idx in plan.modality_channels.items()}
 
 
 def read_sample(spec: DatasetSpec, image: Path, mask: Path) -> dict[str, np.ndarray]:
-    """One raw (unnormalised) Sample; DataError names the file that cannot be read."""
-    channels = decode_channels(spec, read_raster(image))
-    sample = split_modalities(spec, channels)
+    """One raw (unnormalised) Sample of every modality the file can feed; DataError names the
+    file that cannot be read."""
+    raw = read_raster(image)
+    plan = file_plan(spec, raw.shape[0])
+    channels = decode_channels(spec, raw, plan)
+    sample = split_modalities(plan, channels)
     sample["mask"] = decode_mask(spec, read_raster(mask, bands=1))
     if sample["mask"].shape != channels.shape[1:]:
         raise DataError(

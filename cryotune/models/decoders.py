@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cryotune.errors import UnknownNameError
+from cryotune.errors import DataError, UnknownNameError
 
 UPERNET_CHANNELS = 512
 POOL_SCALES = (1, 2, 3, 6)
@@ -41,7 +41,12 @@ def neck_scales(num_layers: int) -> tuple[float, ...]:
     return tuple(NECK_SCALES[int(i / num_layers * len(NECK_SCALES))] for i in range(num_layers))
 
 
-def _rescale_op(channels: int, scale: float) -> nn.Module:
+NECK_POOLS = ("floor", "ceil")
+"""Rounding of the neck's x0.5 max-pool: PANGAEA floors (a 15x15 map gives 7x7); ``ceil`` keeps
+the last row and column of odd maps (8x8) and a 1x1 map at 1x1."""
+
+
+def _rescale_op(channels: int, scale: float, pool: str = "floor") -> nn.Module:
     if scale == 4:
         return nn.Sequential(
             nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2),
@@ -54,22 +59,32 @@ def _rescale_op(channels: int, scale: float) -> nn.Module:
     if scale == 1:
         return nn.Identity()
     if scale == 0.5:
-        # ceil_mode keeps a 1x1 map (tiny smoke crops) at 1x1; identical to PANGAEA on even sizes.
-        return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
+        return nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=pool == "ceil")
     raise ValueError(f"neck scale {scale} is not one of {NECK_SCALES}")
 
 
 class ViTNeck(nn.Module):
     """Turns same-resolution ViT feature maps into a pyramid: up-convolutions and max-pooling."""
 
-    def __init__(self, channels: Sequence[int], scales: Sequence[float]):
+    def __init__(self, channels: Sequence[int], scales: Sequence[float], pool: str = "floor"):
         super().__init__()
         if len(channels) != len(scales):
             raise ValueError(f"{len(channels)} feature maps but {len(scales)} neck scales")
+        if pool not in NECK_POOLS:
+            raise ValueError(f"neck pool {pool!r} is not one of {NECK_POOLS}")
         self.scales = tuple(scales)
-        self.ops = nn.ModuleList(_rescale_op(c, s) for c, s in zip(channels, scales))
+        self.pool = pool
+        self.ops = nn.ModuleList(_rescale_op(c, s, pool) for c, s in zip(channels, scales))
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
+        if self.pool == "floor" and 0.5 in self.scales:
+            side = min(features[self.scales.index(0.5)].shape[-2:])
+            if side < 2:
+                raise DataError(
+                    f"the ViT neck's floor max-pool turns a {side}x{side} feature map into "
+                    "nothing: train on larger crops (at least two patches a side) or set "
+                    "neck_pool: ceil (--neck-pool ceil)"
+                )
         return [op(f) for op, f in zip(self.ops, features)]
 
 
@@ -100,12 +115,15 @@ class UPerNet(nn.Module):
         channels: int = UPERNET_CHANNELS,
         pool_scales: Sequence[int] = POOL_SCALES,
         dropout: float = DROPOUT,
+        neck_pool: str = "floor",
     ):
         super().__init__()
         if not in_channels:
             raise ValueError("UPerNet needs at least one feature map")
         self.in_channels = list(in_channels)
-        self.neck = None if is_pyramid else ViTNeck(in_channels, neck_scales(len(in_channels)))
+        self.neck = (
+            None if is_pyramid else ViTNeck(in_channels, neck_scales(len(in_channels)), neck_pool)
+        )
         self.ppm = PyramidPooling(in_channels[-1], channels, pool_scales)
         self.lateral_convs = nn.ModuleList(_conv_bn_relu(c, channels, 1) for c in in_channels[:-1])
         self.fpn_convs = nn.ModuleList(
@@ -190,11 +208,13 @@ class UNetDecoder(nn.Module):
         return _resize(self.classifier(x), size)
 
 
-DecoderBuilder = Callable[[Sequence[int], bool, int], nn.Module]
+DecoderBuilder = Callable[[Sequence[int], bool, int, str], nn.Module]
 
 DECODERS: dict[str, DecoderBuilder] = {
-    "upernet": lambda channels, is_pyramid, num_classes: UPerNet(channels, num_classes, is_pyramid),
-    "unet": lambda channels, is_pyramid, num_classes: UNetDecoder(channels, num_classes),
+    "upernet": lambda channels, is_pyramid, num_classes, neck_pool: UPerNet(
+        channels, num_classes, is_pyramid, neck_pool=neck_pool
+    ),
+    "unet": lambda channels, is_pyramid, num_classes, neck_pool: UNetDecoder(channels, num_classes),
 }
 
 
@@ -203,9 +223,13 @@ SINGLE_SAMPLE_UNSAFE = frozenset({"upernet"})
 
 
 def build_decoder(
-    key: str, in_channels: Sequence[int], is_pyramid: bool, num_classes: int
+    key: str,
+    in_channels: Sequence[int],
+    is_pyramid: bool,
+    num_classes: int,
+    neck_pool: str = "floor",
 ) -> nn.Module:
     """The decoder named by an encoder spec's ``options["decoder"]`` (UPerNet by default)."""
     if key not in DECODERS:
         raise UnknownNameError("decoder", key, DECODERS)
-    return DECODERS[key](in_channels, is_pyramid, num_classes)
+    return DECODERS[key](in_channels, is_pyramid, num_classes, neck_pool)

@@ -66,6 +66,20 @@ def _load_weights(encoder: Encoder, spec: EncoderSpec, config_weights: str | Non
     return {"weights": str(path), "weights_sha256": load_encoder_weights(encoder, spec, path)}
 
 
+def check_crop(built: BuiltModel, crop: int | None, neck_pool: str) -> None:
+    """Refuse, before any epoch, a crop whose feature map the floor neck would pool to nothing."""
+    if crop is None or neck_pool != "floor" or "neck_pool" not in built.info["protocol_settings"]:
+        return
+    stride = built.info["feature_stride"]
+    if crop // stride < 2:
+        raise UsageError(
+            f"--crop-size {crop}: {built.spec.key} gives a {int(crop // stride)}x"
+            f"{int(crop // stride)} feature map, which the ViT neck's floor max-pool (as in "
+            f"PANGAEA) turns into nothing; valid: a crop of at least {int(2 * stride)} px, or "
+            "--neck-pool ceil"
+        )
+
+
 def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
     """The trial's model: its encoder fed by the dataset's bands, loaded, frozen to ``depth``."""
     spec = get_encoder_spec(config.model)
@@ -77,8 +91,9 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
             f"--batch-size {config.batch_size}: the {decoder_key} decoder's batch norm after "
             "1x1 pooling needs at least 2 tiles per training batch; valid: 2 or more"
         )
-    mapping = map_bands(dataset, spec.bands, spec.key)
-    encoder = spec.builder(spec, mapping)
+    mapping = map_bands(dataset, spec.bands, spec.key, config.view)
+    choices = {"taps": config.swin_taps} if spec.option("tap_modes") else {}
+    encoder = spec.builder(spec, mapping, **choices)
     weights = _load_weights(encoder, spec, config.weights)
     encoder_trainable = apply_finetune_depth(encoder, depth)
     decoder = build_decoder(
@@ -86,7 +101,16 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         encoder.out_channels,
         encoder.is_pyramid,
         dataset.num_classes,
+        neck_pool=config.neck_pool,
     )
+    input_size = spec.input_size_for(dataset)
+    options = spec.options_for(dataset)
+    stride = spec.patch_size or float(options.get("res", 1)) / float(options.get("input_res", 1))
+    acting = {"val_every", "precision", "view"}
+    if decoder_key == "upernet" and not encoder.is_pyramid:
+        acting.add("neck_pool")
+    if choices:
+        acting.add("swin_taps")
     model = Segmenter(encoder, decoder, depth)
     info = {
         **weights,
@@ -99,8 +123,14 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         "encoder_trainable_params": encoder_trainable,
         "total_params": count_params(model),
         "encoder_params": count_params(encoder),
-        "input_size": spec.input_size,
+        "input_size": input_size,
         "modalities": list(mapping.inputs),
+        "view": mapping.view,
+        "view_source": mapping.view_source,
+        "paper_view": dataset.paper_view(spec.key),
         "filled_bands": list(mapping.filled),
+        "protocol_settings": sorted(acting),
+        "feature_stride": stride,
+        **{k: v for k, v in spec.options_for(dataset).items() if k in ("input_res", "res")},
     }
-    return BuiltModel(model, mapping, spec, spec.input_size, info)
+    return BuiltModel(model, mapping, spec, input_size, info)

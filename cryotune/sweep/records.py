@@ -50,6 +50,11 @@ TRAIN_FLAGS = {
     "crop_size": "--crop-size",
     "max_steps_per_epoch": "--max-steps-per-epoch",
     "device": "--device",
+    "val_every": "--val-every",
+    "view": "--view",
+    "precision": "--precision",
+    "neck_pool": "--neck-pool",
+    "swin_taps": "--swin-taps",
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryotune.config import TrialConfig
+from cryotune.data.bands import describe_mapping
 from cryotune.errors import UsageError
 from cryotune.table import format_table
 from cryotune.train.trainer import (
@@ -68,6 +69,8 @@ class RepeatsResult:
             "weights": info.get("weights"),
             "weights_sha256": info.get("weights_sha256"),
             "filled_bands": info.get("filled_bands"),
+            "band_mapping": info.get("band_mapping"),
+            "deviations": info.get("deviations"),
             "trainable_params": info.get("trainable_params"),
             "device": info.get("device"),
             "precision": info.get("precision"),
@@ -124,8 +127,11 @@ class RepeatsResult:
             f"epochs {c.epochs}, batch {c.batch_size}, label fraction {c.label_fraction:g}, "
             f"seeds {', '.join(map(str, self.seeds))}",
             f"weights: {weights_line(summary)}",
+            f"input: {describe_mapping(summary['band_mapping']) if summary['band_mapping'] else '-'}",
             f"filled bands: {', '.join(summary['filled_bands'] or []) or 'none'}",
-            f"device: {summary['device']} ({summary['precision']})",
+            f"device: {summary['device']} ({summary['precision']}); validated every "
+            f"{c.val_every} epochs and after the last",
+            f"departures from Cryo-Bench: {'; '.join(summary['deviations'] or []) or 'none'}",
         ]
         if self.out is not None:
             header.append(f"results: {self.out}")

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 import cryotune
 from cryotune.config import TrialConfig
 from cryotune.errors import CryotuneError, UsageError
+from cryotune.protocol import protocol_record
 from cryotune.train.metrics import ConfusionMatrix
 from cryotune.train.preview import write_preview
 from cryotune.train.sliding_window import sliding_window_logits
@@ -108,17 +109,23 @@ class Runtime:
     """Device-dependent choices: precision, memory layout, transfers."""
 
     device: torch.device
+    requested_precision: str = "bf16"
 
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
 
     @property
+    def bf16(self) -> bool:
+        return self.cuda and self.requested_precision == "bf16"
+
+    @property
     def precision(self) -> str:
-        return "bf16-mixed" if self.cuda else "fp32"
+        """What the trial computes in: bf16 autocast on CUDA when asked, else fp32."""
+        return "bf16-mixed" if self.bf16 else "fp32"
 
     def autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
 
     def to_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         memory_format = torch.channels_last if self.cuda else torch.contiguous_format
@@ -170,14 +177,19 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(worker_seed)
 
 
-def open_splits(dataset: str, root: str, cache_dir: str | None) -> dict:
-    """The decoded splits; the tile cache decodes once per node and re-checks files each trial."""
+def open_splits(
+    dataset: str, root: str, cache_dir: str | None, modalities: tuple[str, ...] = ()
+) -> dict:
+    """The decoded splits holding ``modalities``; the tile cache decodes once per node and
+    re-checks files each trial."""
     from cryotune.data.cache import TileCache
     from cryotune.data.datasets import get_dataset
 
     spec = get_dataset(dataset)
     cache = TileCache(Path(cache_dir) if cache_dir else None)
-    return {split: cache.open(spec, Path(root), split) for split in ("train", "val", "test")}
+    return {
+        split: cache.open(spec, Path(root), split, modalities) for split in ("train", "val", "test")
+    }
 
 
 def check_names(config: TrialConfig) -> DatasetSpec:
@@ -218,13 +230,13 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
         evaluation_loader,
         training_loader,
     )
-    from cryotune.models.segmenter import build_segmenter
+    from cryotune.models.segmenter import build_segmenter, check_crop
 
     spec = check_names(config)
     root = resolve_root(config.dataset, config.data_root)
     seed_everything(config.seed)
     built = build_segmenter(config, spec)
-    splits = open_splits(spec.key, str(root), config.cache_dir)
+    splits = open_splits(spec.key, str(root), config.cache_dir, built.mapping.dataset_modalities)
     seed_everything(config.seed)  # the same stream whether or not the cache was just built
 
     model = built.model.to(runtime.device)
@@ -239,6 +251,7 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
             splits["train"].class_ratios, config.label_fraction, config.seed
         )
     crop_size = train_crop_size(config.crop_size, built.input_size, splits["train"], spec.tile_size)
+    check_crop(built, crop_size, config.neck_pool)
     train_data = SegmentationData(
         splits["train"], built.mapping, crop_size=crop_size, train=True, indices=indices
     )
@@ -328,7 +341,7 @@ def run_trial(
     the first epoch.
     """
     started = time.perf_counter()
-    runtime = Runtime(select_device(config.device))
+    runtime = Runtime(select_device(config.device), config.precision)
     if runtime.cuda:
         torch.backends.cudnn.benchmark = True
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -340,8 +353,9 @@ def run_trial(
     best_weights: dict[str, torch.Tensor] | None = None
     if ckpt_dir is not None and resume and (ckpt_dir / LAST).exists():
         state = _load_last(ckpt_dir / LAST, config, trial)
+    started_info = {**trial.built.info, **trial_protocol(config, trial, runtime)}
     if on_start is not None:
-        on_start(dict(trial.built.info))
+        on_start(dict(started_info))
 
     since_report = time.perf_counter()
     runtime.reset_peak_memory()
@@ -409,7 +423,7 @@ def run_trial(
             )
 
     info = {
-        **trial.built.info,
+        **started_info,
         "band_mapping": trial.built.mapping.to_dict(),
         "data_root": str(trial.root),
         "data_fingerprints": {name: split.fingerprint for name, split in trial.splits.items()},
@@ -420,7 +434,6 @@ def run_trial(
         "steps_per_epoch": trial.steps_per_epoch,
         "total_steps": trial.total_steps,
         "device": str(runtime.device),
-        "precision": runtime.precision,
         "seed": config.seed,
         "cryotune_version": cryotune.__version__,
         "torch_version": torch.__version__,
@@ -436,6 +449,24 @@ def run_trial(
         info=info,
         seconds=time.perf_counter() - started,
     )
+
+
+def trial_protocol(config: TrialConfig, trial: PreparedTrial, runtime: Runtime) -> dict:
+    """The precision computed in, the validation cadence, and departures from Cryo-Bench."""
+    built = trial.built.info
+    values = {
+        "val_every": config.val_every,
+        "precision": "bf16" if runtime.bf16 else "fp32",
+        "neck_pool": config.neck_pool,
+        "swin_taps": config.swin_taps,
+        "view": built["view"],
+    }
+    record = protocol_record(values, set(built["protocol_settings"]), built["paper_view"])
+    return {
+        "precision": runtime.precision,
+        "val_every": config.val_every,
+        "deviations": record["deviations"],
+    }
 
 
 def train_crop_size(

@@ -87,8 +87,80 @@ def test_any_bands_concatenates_every_primary_band_with_wavelengths():
     sample = {"optical": np.zeros((9, 2, 2), np.float32), "sar": np.ones((2, 2, 2), np.float32)}
     out = mapping.apply(sample)["all"]
     assert out.shape == (11, 2, 2) and out[9:].eq(1).all() and out[:9].eq(0).all()
-    caffe = map_bands(get_dataset("caffe"), ANY_BANDS, "unet")
+    caffe = map_bands(get_dataset("caffe"), ANY_BANDS, "dofa")
     assert caffe.inputs == {"all": ("VV",)}
+
+
+SICD_RGB_LOOP = (
+    "vit gfm_swin prithvi remoteclip satlas scalemae spectralgpt ssl4eo_moco ssl4eo_dino "
+    "ssl4eo_mae ssl4eo_data2vec terramind"
+).split()
+SICD_SAR_LOOP = ["dofa", "croma", "ramen"]
+CAFFE_OPTICAL_LOOP = (
+    "gfm_swin prithvi remoteclip satlas scalemae spectralgpt ssl4eo_moco ssl4eo_dino "
+    "ssl4eo_data2vec vit unet"
+).split()
+CAFFE_SAR_LOOP = ["croma", "dofa", "ssl4eo_mae", "terramind", "ramen"]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "views"),
+    [
+        (
+            "sicd",
+            {
+                **dict.fromkeys(SICD_RGB_LOOP + ["unet"], "optical"),
+                **dict.fromkeys(SICD_SAR_LOOP, "sar"),
+            },
+        ),
+        (
+            "caffe",
+            {
+                **dict.fromkeys(CAFFE_OPTICAL_LOOP, "optical"),
+                **dict.fromkeys(CAFFE_SAR_LOOP, "sar"),
+            },
+        ),
+    ],
+)
+def test_every_paper_model_reads_the_view_cryobench_ran_it_on(dataset, views):
+    """The run lists of Cryo-Bench's pangaea-bench/README.md (SICD: ai4arctic_rgb and
+    ai4arctic_terramind loops; CaFFe: zone_mapping_optical and zone_mapping_sar loops)."""
+    from cryotune.models.encoders import ENCODERS
+
+    spec = get_dataset(dataset)
+    paper = [k for k, e in ENCODERS.items() if e.roster != "later"]
+    assert sorted(views) == sorted(paper)
+    for model, view in views.items():
+        mapping = map_bands(spec, ENCODERS[model].bands, model)
+        assert mapping.view == view, model
+        assert "Cryo-Bench" in mapping.describe()
+
+
+def test_sicd_rgb_proxy_feeds_all_three_bands_as_b4_b3_b2():
+    sicd = get_dataset("sicd")
+    rgb = map_bands(sicd, {"optical": ("B4", "B3", "B2")}, "remoteclip")
+    assert rgb.inputs == {"optical": ("B4", "B3", "B2")} and rgb.filled == ()
+    plan = sicd.channel_plan(("optical",))
+    assert plan.file_bands == (0, 1, 2)
+    assert plan.mean == (-0.16381396, -0.22024433, -0.12)
+    assert plan.std == (0.61435765, 0.37416646, 0.12)
+    assert sicd.channel_plan(("sar",)).file_bands == (0, 1)
+    assert sicd.stored_modalities() == ("sar",)
+    assert sicd.stored_modalities(("optical",)) == ("sar", "optical")
+
+
+def test_a_requested_view_overrides_the_papers_and_a_wrong_one_names_the_valid_ones():
+    from cryotune.models.encoders import ENCODERS
+
+    sicd = get_dataset("sicd")
+    terramind = ENCODERS["terramind"]
+    assert map_bands(sicd, terramind.bands, "terramind").view == "optical"
+    sar = map_bands(sicd, terramind.bands, "terramind", view="sar")
+    assert sar.view == "sar" and sar.view_source == "requested"
+    with pytest.raises(UsageError, match="--view sar: encoder 'remoteclip'.*valid: optical"):
+        map_bands(sicd, ENCODERS["remoteclip"].bands, "remoteclip", view="sar")
+    with pytest.raises(UsageError, match="--view thermal: dataset 'sicd'.*valid: sar, optical"):
+        map_bands(sicd, terramind.bands, "terramind", view="thermal")
 
 
 def test_unknown_encoder_band_name_is_a_usage_error():

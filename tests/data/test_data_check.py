@@ -171,3 +171,59 @@ def test_stray_files_are_warned_about_and_gdal_sidecars_skipped(synth_copy):
     image = next((glid / "train" / "images").iterdir())
     image.with_name(image.name + ".aux.xml").write_text("<PAMDataset/>")
     assert check_dataset("glid", glid).issues == []
+
+
+def _warnings(report) -> dict[str, str]:
+    return {i.path: i.problem for i in report.issues if i.severity == "warning"}
+
+
+def test_a_real_three_band_sicd_scene_loads_in_both_views(synth_copy, tmp_path):
+    root = synth_copy("sicd")
+    image = next((root / "train" / "images").iterdir())
+    assert _read(image).shape[0] == 3
+    assert check_dataset("sicd", root).ok
+    spec = get_dataset("sicd")
+    split = TileCache(tmp_path / "cache").open(spec, root, "train", ("optical",))
+    sample = split.sample(0)
+    assert sample["sar"].shape[0] == 2 and sample["optical"].shape[0] == 3
+    assert np.array_equal(sample["optical"][:2], sample["sar"])
+
+
+def test_two_band_sicd_scenes_feed_the_sar_view_and_are_refused_for_the_rgb_proxy(
+    synth_copy, tmp_path
+):
+    root = synth_copy("sicd")
+    for image in root.glob("*/images/*.tif"):
+        _rewrite(image, _read(image)[:2])
+    assert check_dataset("sicd", root).ok
+    spec = get_dataset("sicd")
+    cache = TileCache(tmp_path / "cache")
+    assert cache.open(spec, root, "train", ("sar",)).sample(0)["sar"].shape[0] == 2
+    with pytest.raises(DataError, match=r"sicd_train_0000.tif: has 2 bands, but the optical view"):
+        cache.open(spec, root, "train", ("optical",))
+
+
+def test_a_one_band_sicd_scene_is_refused_naming_the_file(synth_copy):
+    root = synth_copy("sicd")
+    image = root / "val" / "images" / "sicd_val_0000.tif"
+    _rewrite(image, _read(image)[:1])
+    problem = _errors(check_dataset("sicd", root))[str(image)]
+    assert "has 1 bands; expected at least 2 (sar: VV,VH)" in problem
+
+
+def test_what_cryobench_reads_is_accepted_with_a_warning(synth_copy):
+    """Cryo-Bench casts every image to float32 and reads the leading bands: an unexpected dtype
+    or extra trailing bands train the same, so they warn instead of refusing the dataset."""
+    root = synth_copy("gsdd")
+    image = root / "train" / "image" / "gsdd_train_0000.tif"
+    data = _read(image)
+    _rewrite(image, np.concatenate([data, data[:1]]).astype(np.float64))
+    glid = synth_copy("glid")
+    tile = next((glid / "val" / "images").iterdir())
+    _rewrite(tile, _read(tile).astype(np.uint16))
+    for key, folder, path in (("gsdd", root, image), ("glid", glid, tile)):
+        report = check_dataset(key, folder)
+        assert report.ok, report.format()
+        assert str(path) in _warnings(report)
+    assert "has 11 bands" in _warnings(check_dataset("gsdd", root))[str(image)]
+    assert "dtype uint16" in _warnings(check_dataset("glid", glid))[str(tile)]

@@ -5,7 +5,7 @@ import pytest
 
 from cryotune.data.cache import TileCache
 from cryotune.data.datasets import get_dataset
-from cryotune.data.fewshot import fewshot_indices, stratified_subset
+from cryotune.data.fewshot import class_ratio_strata, fewshot_indices, stratified_subset
 from cryotune.data.synth import write_synthetic
 from cryotune.errors import UsageError
 
@@ -23,17 +23,48 @@ def test_same_seed_same_subset_other_seed_other_subset():
     assert np.all(np.diff(a) > 0)
 
 
-def test_each_bin_combination_keeps_its_share_and_at_least_one():
-    ratios = np.concatenate([_ratios(400), np.zeros((400, 1))], axis=1)
-    ratios[:3] = [0.0, 0.0, 1.0]  # a rare bin combination of 3 tiles
-    chosen = stratified_subset(ratios, 0.1, seed=1)
-    bins = np.clip(np.floor(ratios * 3), 0, 2).astype(int)
-    keys = [tuple(row) for row in bins]
-    for combination in set(keys):
-        members = [i for i, k in enumerate(keys) if k == combination]
-        picked = [i for i in chosen if keys[i] == combination]
-        assert len(picked) == int(max(1, len(members) * 0.1))
-    assert len([i for i in chosen if i < 3]) == 1
+def cryobench_subset(class_distributions: np.ndarray, fraction: float, seed: int) -> list[int]:
+    """A transcription of Cryo-Bench's ``bin_class_distributions`` and ``balance_seg_indices``
+    (pangaea-bench/pangaea/utils/subset_sampler.py, strategy "stratified", 3 bins), with the
+    global generator seeded as its ``fix_seed`` seeds it."""
+    np.random.seed(seed)
+    bin_edges = np.linspace(0, 1, 3 + 1)[1]
+    binned = np.ceil(class_distributions / bin_edges).astype(int) - 1
+    combined = np.apply_along_axis(lambda row: "".join(map(str, row)), axis=1, arr=binned)
+    indices_per_bin: dict[str, list[int]] = {}
+    for idx, bin_id in enumerate(combined):
+        indices_per_bin.setdefault(bin_id, []).append(idx)
+    selected = []
+    for indices in indices_per_bin.values():
+        num_to_select = int(max(1, len(indices) * fraction))
+        selected.extend(np.random.choice(indices, num_to_select, replace=False))
+    return sorted(int(i) for i in selected)
+
+
+def test_strata_put_absent_classes_apart_and_match_cryobench_edges():
+    ratios = np.array([[1.0, 0.0], [2 / 3, 1 / 3], [1 / 3, 2 / 3], [0.5, 0.5], [0.0, 1.0]])
+    assert class_ratio_strata(ratios).tolist() == [[2, -1], [1, 0], [0, 1], [1, 1], [-1, 2]]
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25])
+@pytest.mark.parametrize("seed", [234, 7])
+def test_subset_is_cryobenchs_own_on_the_same_ratios(fraction, seed):
+    lakes = _ratios(300, seed=3)
+    lakes[:40] = [1.0, 0.0]  # lake-free tiles: their own stratum in Cryo-Bench
+    lakes[40:45] = [0.0, 1.0]
+    lakes[45:50] = [2 / 3, 1 / 3]
+    sea_ice = np.random.default_rng(5).dirichlet(np.full(6, 0.3), size=200)
+    sea_ice[:10] = np.eye(6)[np.arange(10) % 6]
+    for ratios in (lakes, sea_ice):
+        chosen = stratified_subset(ratios, fraction, seed)
+        assert chosen.tolist() == cryobench_subset(ratios, fraction, seed)
+
+
+def test_lake_free_tiles_are_drawn_in_the_same_number_whatever_the_seed():
+    ratios = _ratios(400)
+    ratios[:120] = [1.0, 0.0]
+    counts = {int((stratified_subset(ratios, 0.1, seed) < 120).sum()) for seed in range(20)}
+    assert counts == {12}
 
 
 def test_full_fraction_keeps_everything_and_bad_fraction_is_refused():

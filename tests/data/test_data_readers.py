@@ -85,8 +85,10 @@ def test_sicd_nan_reads_as_zero_and_mask_keeps_ignore_255(synth_root):
     samples = [read_sample(spec, image, mask) for image, mask in pairs]
     assert any(np.isnan(r).any() for r in raws)
     for raw, sample in zip(raws, samples):
-        assert not np.isnan(sample["sar"]).any()
-        assert np.all(sample["sar"][np.isnan(raw)] == 0)
+        assert raw.shape[0] == 3
+        assert not np.isnan(sample["sar"]).any() and not np.isnan(sample["optical"]).any()
+        assert np.all(sample["sar"][np.isnan(raw[:2])] == 0)
+        assert np.all(sample["optical"][np.isnan(raw)] == 0)
     assert any((s["mask"] == 255).any() for s in samples)
 
 

@@ -54,7 +54,8 @@ def test_synthetic_files_have_the_real_file_type_dtype_and_band_count(synth_root
 @pytest.mark.parametrize("key", KEYS)
 def test_synthetic_data_loads_through_the_cache(synth_root, tmp_path, key):
     spec = get_dataset(key)
-    split = TileCache(tmp_path).open(spec, synth_root(key), "val")
+    views = tuple(m.name for m in spec.modalities)
+    split = TileCache(tmp_path).open(spec, synth_root(key), "val", views)
     assert len(split) == 2
     sample = split.sample(0)
     h, w = split.shape(0)

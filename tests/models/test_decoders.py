@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from cryotune.errors import UnknownNameError
+from cryotune.errors import DataError, UnknownNameError
 from cryotune.models.decoders import (
     DECODERS,
+    NECK_SCALES,
     UNetDecoder,
     UPerNet,
     ViTNeck,
@@ -55,9 +56,21 @@ def test_upernet_takes_a_single_tapped_layer_like_prithvi():
     assert head(_maps(2, [24], [2]), (32, 32)).shape == (2, 3, 32, 32)
 
 
-def test_upernet_handles_one_by_one_vit_maps_from_tiny_crops():
-    head = UPerNet([24] * 4, num_classes=2, is_pyramid=False, channels=16)
+@pytest.mark.parametrize(("side", "floor", "ceil"), [(15, 7, 8), (7, 3, 4), (4, 2, 2)])
+def test_the_neck_floors_odd_maps_as_pangaea_and_ceils_on_request(side, floor, ceil):
+    """CROMA at 120 px (15x15 tokens) gives 7x7 in PANGAEA's Feature2Pyramid, RemoteCLIP at
+    224 px (7x7) 3x3."""
+    for pool, expected in (("floor", floor), ("ceil", ceil)):
+        neck = ViTNeck([8] * 4, NECK_SCALES, pool)
+        assert neck(_maps(1, [8] * 4, [side] * 4))[3].shape[-2:] == (expected, expected)
+
+
+def test_one_by_one_vit_maps_need_the_ceil_neck_and_the_floor_says_so():
+    head = UPerNet([24] * 4, num_classes=2, is_pyramid=False, channels=16, neck_pool="ceil")
     assert head(_maps(2, [24] * 4, [1] * 4), (32, 32)).shape == (2, 2, 32, 32)
+    floor = UPerNet([24] * 4, num_classes=2, is_pyramid=False, channels=16)
+    with pytest.raises(DataError, match="1x1 feature map.*--neck-pool ceil"):
+        floor(_maps(2, [24] * 4, [1] * 4), (32, 32))
 
 
 def test_upernet_backward_reaches_every_parameter():

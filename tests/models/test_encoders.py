@@ -111,10 +111,11 @@ def test_sar_data_gets_each_encoders_sar_variant():
     assert dofa.embed.wavelengths.tolist() == [3.75]
 
 
-def test_optical_only_encoders_refuse_sar_only_data():
+def test_optical_only_encoders_refuse_the_sar_view_and_read_sicds_rgb_proxy():
     spec = get_encoder_spec("scalemae")
-    with pytest.raises(UsageError, match="scalemae.*sicd"):
-        map_bands(get_dataset("sicd"), spec.bands, spec.key)
+    with pytest.raises(UsageError, match="--view sar: encoder 'scalemae'.*sicd"):
+        map_bands(get_dataset("sicd"), spec.bands, spec.key, view="sar")
+    assert map_bands(get_dataset("sicd"), spec.bands, spec.key).view == "optical"
 
 
 def test_dofa_patch_kernel_follows_the_wavelengths_of_the_dataset_bands():

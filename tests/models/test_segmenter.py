@@ -43,10 +43,11 @@ def test_unet_end_to_end_on_full_odd_tiles(dataset, size, classes, dataset_batch
     assert all(p.grad is not None for p in built.model.parameters())
 
 
-def test_vit_end_to_end_on_caffe_sar(dataset_batch):
+def test_vit_end_to_end_on_caffe_grey_as_rgb_as_cryobench_ran_it(dataset_batch):
     built = _build("caffe", "vit", 12)
     assert built.input_size == 224
-    assert built.mapping.inputs == {"all": ("VV",)}
+    assert built.mapping.inputs == {"all": ("B4", "B3", "B2")}
+    assert built.info["view"] == "optical" and built.info["paper_view"] == "optical"
     logits = built.model(dataset_batch(built, (32, 48)))
     assert logits.shape == (2, 4, 32, 48)
     logits.sum().backward()

@@ -28,6 +28,7 @@ def unet_config(glid_root, tile_cache):
     """Builds a seconds-long U-Net trial on the tiny GLID data; tests set epochs, steps, seed."""
 
     def make(**fields) -> TrialConfig:
+        fields = {"val_every": 1, **fields}
         return TrialConfig(
             dataset="glid",
             model="unet",

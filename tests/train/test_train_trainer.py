@@ -68,6 +68,18 @@ def test_validation_every_n_epochs_and_after_the_last(config):
     assert reports == result.history
 
 
+def test_the_default_cadence_is_cryobenchs_every_5_epochs_and_the_last():
+    assert TrialConfig(dataset="glid", model="unet").val_every == 5
+
+
+def test_the_paper_cadence_validates_epochs_5_10_and_the_last(unet_config):
+    cfg = unet_config(epochs=12, max_steps_per_epoch=1, val_every=5, evaluate_test=False)
+    result = run_trial(cfg)
+    assert [r.epoch for r in result.history] == [5, 10, 12]
+    assert result.info["val_every"] == 5 and result.info["precision"] == "fp32"
+    assert result.info["deviations"] == []
+
+
 def test_checkpoints_are_written_before_on_epoch(config, tmp_path):
     seen = []
 
@@ -161,12 +173,30 @@ def test_unet_learns_the_synthetic_task_well_above_chance(config):
 
 def test_vit_trains_on_crops_and_evaluates_with_sliding_windows(config):
     cfg = config.model_copy(
-        update={"model": "ssl4eo_mae", "weights": "random", "depth": 12, "epochs": 1}
+        update={
+            "model": "ssl4eo_mae",
+            "weights": "random",
+            "depth": 12,
+            "epochs": 1,
+            "neck_pool": "ceil",
+        }
     )
     result = run_trial(cfg)
     assert result.info["crop_size"] == 16 and result.info["eval_window"] == 16
     assert result.info["weights"] == "random" and result.info["filled_bands"]
     assert result.test_metrics["pixels"] == 2 * 32 * 32  # every pixel of the 2 test tiles
+    assert sorted(d.split(" ")[0] for d in result.info["deviations"]) == [
+        "neck_pool=ceil",
+        "val_every=1",
+    ]
+
+
+def test_a_crop_the_paper_neck_would_pool_to_nothing_is_refused_before_training(config):
+    cfg = config.model_copy(update={"model": "ssl4eo_mae", "weights": "random", "epochs": 1})
+    epochs = []
+    with pytest.raises(UsageError, match="--crop-size 16: ssl4eo_mae gives a 1x1.*32 px"):
+        run_trial(cfg, on_epoch=epochs.append)
+    assert epochs == []
 
 
 def test_a_diverging_learning_rate_ends_the_trial_with_its_score(config):

@@ -3,9 +3,11 @@ GFM's SimMIM code and PANGAEA's ``GFMSwin_Encoder`` build it.
 
 The module tree keeps Microsoft's names (``patch_embed``, ``layers.i.blocks.j``,
 ``layers.i.downsample`` at the end of stage i), so the ``encoder.*`` part of ``gfm.pth`` loads as
-it is; timm's Swin blocks and patch merging hold the same parameters. Unlike PANGAEA, which taps
-after each stage's patch merging and (``only_output_last``) repeats the last stage four times,
-cryotune taps the four stage outputs: widths 128..1024 at strides 4..32.
+it is; timm's Swin blocks and patch merging hold the same parameters. As PANGAEA's
+``GFMSwin_Encoder`` (whose ``BasicLayer`` runs its blocks, then its patch merging), each stage is
+tapped after the patch merging that follows it, the last stage as it is: 256, 512, 1024 and 1024
+channels at strides 8, 16, 32 and 32 (24, 12, 6, 6 at 192 px; ``only_output_last`` is unused
+there). ``swin_taps: stages`` taps the stage outputs instead: 128..1024 at strides 4..32.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock
 from torch import nn
 
 from cryotune.data.bands import BandMapping
+from cryotune.errors import UsageError
 from cryotune.models.encoders.spec import EncoderSpec
 from cryotune.models.encoders.swin import SwinEncoder, swin_size
 
@@ -46,9 +49,11 @@ def _init_like_swin(module: nn.Module) -> None:
 class GFMSwin(SwinEncoder):
     """Swin v1 pyramid with any input that is a multiple of the patch size (windows pad)."""
 
-    def __init__(self, spec: EncoderSpec, mapping: BandMapping, **overrides):
+    def __init__(self, spec: EncoderSpec, mapping: BandMapping, taps: str = "merged", **overrides):
         size = swin_size(spec, overrides)
-        super().__init__(spec.key, spec, mapping, size)
+        if taps not in TAP_MODES:
+            raise UsageError(f"--swin-taps {taps}: valid: {', '.join(TAP_MODES)}")
+        super().__init__(spec.key, spec, mapping, size, merged_taps=taps == "merged")
         window = int(spec.option("window_size"))
         grid = int(spec.input_size) // self.patch_size
         self.patch_embed = PatchEmbed(
@@ -94,6 +99,9 @@ def build_gfm_swin(spec: EncoderSpec, mapping: BandMapping, **overrides) -> GFMS
     return GFMSwin(spec, mapping, **overrides)
 
 
+TAP_MODES = ("merged", "stages")
+
+
 SPEC = EncoderSpec(
     key="gfm_swin",
     family="gfm",
@@ -118,6 +126,7 @@ SPEC = EncoderSpec(
             "num_heads": (4, 8, 16, 32),
             "window_size": 6,
             "drop_path_rate": 0.1,
+            "tap_modes": TAP_MODES,
         }
     ),
 )

@@ -7,8 +7,13 @@ GSD) with a mixture of 1x1 convolutions gated by the scale, and every cell of th
 token with a sin-cos position code scaled by ``res``. Optical and SAR bands form one token set
 each; their maps are stacked as channels. This is PANGAEA's ``RAMEN_Encoder_MonoTemporal``
 (nicolashoudre/RAMEN ``pangaea-bench/pangaea/encoders/ramen_encoder.py``) under its parameter
-names; the multi-temporal L-TAE is not built. GSDs are Cryo-Bench's GLID command (input_res 30,
-res 80, 40 px crops: 15 x 15 tokens); Cryo-Bench publishes no other per-dataset values.
+names; the multi-temporal L-TAE is not built.
+
+Input size and GSDs are set per dataset as Cryo-Bench's RAMEN runs set them
+(``pangaea-bench/outputs/*/.hydra/overrides.yaml``): GLID 512 px at input_res 3, res 24 and
+SICD 128 px at input_res 40, res 80 (both 64 x 64 tokens); datasets without a saved run take
+the encoder config's defaults, as the README's commands for CaFFe do: the dataset's tile size
+at input_res 10, res 40. The README's GLID example (40 px, 30/80) matches none of the runs.
 """
 
 from __future__ import annotations
@@ -208,15 +213,68 @@ class RamenTokens(nn.Module):
         )
 
 
+@dataclass(frozen=True)
+class RamenRun:
+    """Input size (None: the dataset's tile size, Cryo-Bench's ``${dataset.img_size}``), input
+    and token GSD of Cryo-Bench's RAMEN run on one dataset, and where they were read."""
+
+    input_size: int | None
+    input_res: float
+    res: float
+    source: str
+
+
+RAMEN_RUNS: dict[str, RamenRun] = {
+    "glid": RamenRun(
+        512,
+        3.0,
+        24.0,
+        "Cryo-Bench pangaea-bench/outputs/2026-02-15/09-54-57, 2026-02-18/13-51-38 and "
+        "13-53-05/.hydra/overrides.yaml",
+    ),
+    "sicd": RamenRun(
+        128,
+        40.0,
+        80.0,
+        "Cryo-Bench pangaea-bench/outputs/2026-02-16/13-45-35 (results/ramen_ai4arctic) and "
+        "2026-02-21/*/.hydra/overrides.yaml",
+    ),
+}
+DEFAULT_RUN = RamenRun(
+    None,
+    10.0,
+    40.0,
+    "Cryo-Bench configs/encoder/ramen_monotemporal.yaml defaults (input_size "
+    "${dataset.img_size}); no saved run for this dataset",
+)
+
+
+def ramen_run_options(dataset) -> dict[str, object]:
+    """Per-dataset options of the RAMEN spec: input size, GSDs and the token grid they give."""
+    run = RAMEN_RUNS.get(dataset.key, DEFAULT_RUN)
+    input_size = run.input_size or dataset.tile_size
+    return {
+        "input_size": input_size,
+        "input_res": run.input_res,
+        "res": run.res,
+        "token_grid": int(input_size * run.input_res / run.res),
+        "run_source": run.source,
+    }
+
+
 def build_ramen(spec: EncoderSpec, mapping: BandMapping, **overrides) -> ViTEncoder:
-    """RAMEN on every band the dataset has: one token set for optical, one for SAR bands."""
+    """RAMEN on every band the dataset has: one token set for optical, one for SAR bands, at
+    the GSDs of Cryo-Bench's run on the mapping's dataset."""
+    from cryotune.data.datasets import DATASETS
+
     size = build_size(spec, overrides)
+    options = spec.options_for(DATASETS.get(mapping.dataset))
     embed = RamenTokens(
         spec.key,
         mapping.inputs[ALL_MODALITY],
         size.embed_dim,
-        float(spec.option("input_res")),
-        float(spec.option("res")),
+        float(options["input_res"]),
+        float(options["res"]),
     )
     layers = [
         Block(size.embed_dim, size.num_heads, mlp_ratio=4.0, qkv_bias=True)
@@ -242,7 +300,7 @@ SPEC = EncoderSpec(
     family="ramen",
     title="RAMEN base: resolution-adjustable ViT-B over per-pixel band codes (any bands)",
     builder=build_ramen,
-    input_size=40,
+    input_size=512,
     patch_size=None,
     embed_dim=768,
     num_blocks=12,
@@ -258,6 +316,7 @@ SPEC = EncoderSpec(
     "spectral projector (2.36M) + the scale resampler (2.51M): 89.9M on optical bands; the "
     "SAR projector adds 2.37M, the multi-temporal L-TAE (not built) 3.7M",
     options=MappingProxyType(
-        {"num_heads": 12, "input_res": 30.0, "res": 80.0, "token_grid": 15, "token_sets": 2}
+        {"num_heads": 12, "input_res": 3.0, "res": 24.0, "token_grid": 64, "token_sets": 2}
     ),
+    per_dataset=ramen_run_options,
 )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from cryotune.data.bands import AnyBands
 
 if TYPE_CHECKING:
+    from cryotune.data.datasets import DatasetSpec
     from cryotune.models.encoders.base import Encoder
 
 
@@ -29,7 +30,9 @@ class EncoderSpec:
     changing its checkpoint layout. ``num_blocks`` is the finetuning depth range 0..num_blocks.
     ``published_params`` is the parameter count ``params_source`` reports for the architecture
     at ``options["published_bands"]`` (if given) or at the spec's own bands. ``roster`` says where
-    the model comes from in Cryo-Bench: one of ``ROSTERS``.
+    the model comes from in Cryo-Bench: one of ``ROSTERS``. ``per_dataset`` returns the options
+    Cryo-Bench's runs set per dataset (RAMEN's input size and GSDs); they override ``options``
+    and, as ``input_size``, the spec's input size.
     """
 
     key: str
@@ -49,6 +52,7 @@ class EncoderSpec:
     pretrained: bool = True
     roster: str = "paper"
     options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    per_dataset: Callable[[DatasetSpec], Mapping[str, object]] | None = None
 
     def __post_init__(self) -> None:
         if self.roster not in ROSTERS:
@@ -56,3 +60,14 @@ class EncoderSpec:
 
     def option(self, name: str, default: object = None) -> object:
         return self.options.get(name, default)
+
+    def options_for(self, dataset: DatasetSpec | None) -> Mapping[str, object]:
+        """The options of a run on ``dataset`` (the spec's own without one)."""
+        if dataset is None or self.per_dataset is None:
+            return self.options
+        return MappingProxyType({**self.options, **self.per_dataset(dataset)})
+
+    def input_size_for(self, dataset: DatasetSpec | None) -> int | None:
+        """Crop and sliding-window size on ``dataset``; None: whole tiles (the U-Net)."""
+        size = self.options_for(dataset).get("input_size", self.input_size)
+        return None if size is None else int(size)

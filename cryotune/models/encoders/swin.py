@@ -93,7 +93,16 @@ class SwinEncoder(Encoder):
 
     is_pyramid = True
 
-    def __init__(self, key: str, spec: EncoderSpec, mapping: BandMapping, size: SwinSize):
+    def __init__(
+        self,
+        key: str,
+        spec: EncoderSpec,
+        mapping: BandMapping,
+        size: SwinSize,
+        merged_taps: bool = False,
+    ):
+        """``merged_taps``: tap each stage after the patch merging that follows it (PANGAEA's
+        GFM-Swin: the last stage, which has none, is tapped as it is)."""
         super().__init__()
         self.key = key
         self.modality = single_modality(spec, mapping)
@@ -102,7 +111,9 @@ class SwinEncoder(Encoder):
         self.patch_size = int(spec.patch_size)
         self.size = size
         self.taps = size.tapped_stages
-        self.out_channels = [size.widths[i] for i in self.taps]
+        self.merged_taps = merged_taps
+        last = len(size.depths) - 1
+        self.out_channels = [size.widths[min(i + 1, last) if merged_taps else i] for i in self.taps]
 
     def arrange(
         self, embed: nn.Module, stages: Sequence[tuple[nn.Module | None, Sequence[nn.Module]]]
@@ -128,11 +139,20 @@ class SwinEncoder(Encoder):
         grad = torch.is_grad_enabled()
         with torch.set_grad_enabled(grad and frozen == 0):
             tokens = self._layout.embed(image)
-        taps = [self._layout.stage_ends[i] for i in self.taps]
+        ends = self._layout.stage_ends
+        taps = {ends[i] for i in self.taps}
+        after_merge = {ends[i] for i in self.taps if self.merged_taps and i < len(ends) - 1}
+        last = max(taps) + (1 if max(taps) in after_merge else 0)
         maps = []
-        for index, unit in enumerate(self._layout.units[: taps[-1] + 1]):
+        for index, unit in enumerate(self._layout.units[: last + 1]):
             with torch.set_grad_enabled(grad and index >= frozen):
-                tokens = unit(tokens)
-            if index in taps:
+                if unit.merge is not None:
+                    tokens = unit.merge(tokens)
+                    if index - 1 in after_merge:
+                        maps.append(tokens.permute(0, 3, 1, 2).contiguous())
+                if index > max(taps):
+                    break
+                tokens = unit.block(tokens)
+            if index in taps - after_merge:
                 maps.append(tokens.permute(0, 3, 1, 2).contiguous())
         return maps

@@ -40,18 +40,37 @@ def test_parameter_count_and_geometry_match_the_published_model():
     assert SPEC.bands == {"optical": ("B4", "B3", "B2")} and SPEC.weights_file == "gfm.pth"
 
 
-def test_full_size_pyramid_at_192_px():
-    encoder, _ = _build(embed_dim=128, depth=(2, 2, 18, 2), num_heads=(4, 8, 16, 32))
+@pytest.mark.parametrize(
+    ("taps", "shapes"),
+    [
+        # PANGAEA's GFMSwin_Encoder: each stage after its patch merging, output_dim
+        # [256, 512, 1024, 1024] in Cryo-Bench's configs/encoder/gfmswin.yaml.
+        ("merged", [(1, 256, 24, 24), (1, 512, 12, 12), (1, 1024, 6, 6), (1, 1024, 6, 6)]),
+        ("stages", [(1, 128, 48, 48), (1, 256, 24, 24), (1, 512, 12, 12), (1, 1024, 6, 6)]),
+    ],
+)
+def test_full_size_pyramid_at_192_px(taps, shapes):
+    full = {"embed_dim": 128, "depth": (2, 2, 18, 2), "num_heads": (4, 8, 16, 32)}
+    encoder, _ = _build(taps=taps, **full)
     assert len(encoder.blocks()) == 24
+    assert encoder.out_channels == [s[1] for s in shapes]
     encoder.eval()
     with torch.no_grad():
         maps = encoder({"optical": torch.randn(1, 3, 192, 192)})
-    assert [tuple(m.shape) for m in maps] == [
-        (1, 128, 48, 48),
-        (1, 256, 24, 24),
-        (1, 512, 12, 12),
-        (1, 1024, 6, 6),
-    ]
+    assert [tuple(m.shape) for m in maps] == shapes
+
+
+def test_the_paper_taps_are_the_default_and_the_stage_taps_an_option_in_the_record():
+    paper = build_segmenter(
+        TrialConfig(dataset="glid", model="gfm_swin", weights="random"), get_dataset("glid")
+    )
+    assert paper.model.encoder.out_channels == [256, 512, 1024, 1024]
+    assert "swin_taps" in paper.info["protocol_settings"]
+    stages = build_segmenter(
+        TrialConfig(dataset="glid", model="gfm_swin", weights="random", swin_taps="stages"),
+        get_dataset("glid"),
+    )
+    assert stages.model.encoder.out_channels == [128, 256, 512, 1024]
 
 
 def _rand(*shape):
@@ -121,8 +140,10 @@ def official_checkpoint():
 def test_the_official_checkpoint_loads_strictly_and_matches_timm_swin(tmp_path):
     checkpoint = official_checkpoint()
     torch.save(checkpoint, tmp_path / "gfm.pth")
-    encoder, _ = _build()
+    encoder, _ = _build(taps="stages")
+    merged, _ = _build()
     load_encoder_weights(encoder, SPEC, tmp_path / "gfm.pth")
+    load_encoder_weights(merged, SPEC, tmp_path / "gfm.pth")
     model = checkpoint["model"]
     units = encoder.blocks()
     torch.testing.assert_close(
@@ -147,11 +168,19 @@ def test_the_official_checkpoint_loads_strictly_and_matches_timm_swin(tmp_path):
     reference.load_state_dict({k: v for k, v in state.items() if k != "mask_token"})
     image = torch.randn(2, 3, 192, 192)
     encoder.eval()
+    merged.eval()
     reference.eval()
     with torch.no_grad():
         ours = encoder({"optical": image})
         theirs = reference.forward_intermediates(image, intermediates_only=True)
+        after_merge = [
+            reference.layers[i + 1].downsample(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            for i, t in enumerate(theirs[:3])
+        ] + [theirs[3]]
+        ours_merged = merged({"optical": image})
     for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    for a, b in zip(ours_merged, after_merge, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 

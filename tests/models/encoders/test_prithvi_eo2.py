@@ -62,8 +62,8 @@ def test_forward_backward_and_depth():
     assert trainable and all(n.startswith(("layers.2.", "layers.3.")) for n in trainable)
     apply_finetune_depth(encoder, DEPTH)
     assert encoder.embed.patch_embed.proj.weight.requires_grad
-    with pytest.raises(UsageError, match="prithvi_eo2.*sicd"):
-        map_bands(get_dataset("sicd"), SPEC.bands, SPEC.key)
+    with pytest.raises(UsageError, match="--view sar: encoder 'prithvi_eo2'.*sicd"):
+        map_bands(get_dataset("sicd"), SPEC.bands, SPEC.key, view="sar")
 
 
 def official_checkpoint():

@@ -37,8 +37,38 @@ def _inputs(mapping, height=40, width=None, batch=2, seed=0):
 def test_parameter_count_and_settings_match_the_published_model():
     assert count_params("ramen") == pytest.approx(SPEC.published_params, rel=0.02)
     assert SPEC.embed_dim == 768 and SPEC.num_blocks == 12 and SPEC.tapped_layers == (3, 5, 7, 11)
-    assert SPEC.option("input_res") == 30.0 and SPEC.option("res") == 80.0
-    assert SPEC.input_size == 40
+
+
+
+@pytest.mark.parametrize(
+    ("dataset", "geometry"),
+    [
+        # pangaea-bench/outputs/*/.hydra/overrides.yaml of Cryo-Bench's RAMEN runs
+        ("glid", (512, 3.0, 24.0, 64)),
+        ("sicd", (128, 40.0, 80.0, 64)),
+        # no saved run: ramen_monotemporal.yaml defaults, input_size ${dataset.img_size}
+        ("caffe", (1024, 10.0, 40.0, 256)),
+        ("gld", (300, 10.0, 40.0, 75)),
+        ("gsdd", (512, 10.0, 40.0, 128)),
+    ],
+)
+def test_input_size_and_gsds_are_cryobenchs_run_on_each_dataset(dataset, geometry):
+    spec = get_dataset(dataset)
+    options = SPEC.options_for(spec)
+    assert (SPEC.input_size_for(spec), options["input_res"], options["res"]) == geometry[:3]
+    assert options["token_grid"] == geometry[3]
+    encoder, _ = _build(dataset)
+    assert (encoder.embed.input_res, encoder.embed.res) == geometry[1:3]
+
+
+@pytest.mark.parametrize("dataset", ["glid", "sicd"])
+def test_the_papers_crop_gives_a_64_by_64_token_grid(dataset):
+    encoder, mapping = _build(dataset, depth=1, tapped_layers=(0,))
+    size = SPEC.input_size_for(get_dataset(dataset))
+    encoder.eval()
+    with torch.no_grad():
+        maps = encoder(_inputs(mapping, size, batch=1))
+    assert [m.shape[-2:] for m in maps] == [(64, 64)]
 
 
 def test_optical_and_sar_bands_form_one_token_set_each():
@@ -58,7 +88,7 @@ def test_optical_and_sar_bands_form_one_token_set_each():
 
 
 @pytest.mark.parametrize(
-    ("size", "grid"), [((40, 40), (15, 15)), ((80, 80), (30, 30)), ((40, 80), (15, 30))]
+    ("size", "grid"), [((40, 40), (10, 10)), ((80, 80), (20, 20)), ((40, 80), (10, 20))]
 )
 def test_the_feature_grid_is_the_input_scaled_by_input_res_over_res(size, grid):
     encoder, mapping = _build("gld")
@@ -71,7 +101,7 @@ def test_the_feature_grid_is_the_input_scaled_by_input_res_over_res(size, grid):
 
 def test_too_small_inputs_are_refused():
     encoder, mapping = _build("glid")
-    with pytest.raises(DataError, match="2x2 px at input_res 30.0 gives no token.*at least 3 px"):
+    with pytest.raises(DataError, match="2x2 px at input_res 3.0 gives no token.*at least 8 px"):
         encoder(_inputs(mapping, 2))
 
 
@@ -88,13 +118,13 @@ def test_band_order_does_not_matter_only_band_names_do():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_full_size_forward_at_the_cryo_bench_crop():
+def test_full_width_forward():
     encoder, mapping = _build(
         "caffe", embed_dim=768, depth=12, num_heads=12, tapped_layers=(3, 5, 7, 11)
     )
     encoder.eval()
     with torch.no_grad():
-        maps = encoder(_inputs(mapping, 40, batch=1))
+        maps = encoder(_inputs(mapping, 60, batch=1))
     assert [m.shape for m in maps] == [(1, 768, 15, 15)] * 4
 
 
@@ -191,7 +221,8 @@ def test_missing_and_unknown_keys_are_named(tmp_path):
 def test_segmenter_runs_on_a_dataset_batch(dataset, classes, channels, dataset_batch):
     config = TrialConfig(dataset=dataset, model="ramen", depth=2, weights="random", batch_size=2)
     built = build_segmenter(config, get_dataset(dataset))
-    assert built.input_size == 40 and built.info["filled_bands"] == []
+    assert built.input_size == get_dataset(dataset).tile_size and built.info["filled_bands"] == []
+    assert (built.info["input_res"], built.info["res"]) == (10.0, 40.0)
     assert built.model.encoder.out_channels == [channels] * 4
     with torch.no_grad():
         logits = built.model(dataset_batch(built, (40, 40)))

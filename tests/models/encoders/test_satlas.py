@@ -62,8 +62,8 @@ def test_dataset_bands_map_onto_the_nine_satlas_bands():
     assert glid.filled == tuple(f"optical:{b}" for b in ("B5", "B6", "B7", "B8", "B11", "B12"))
     _, caffe = _build("caffe")
     assert caffe.inputs == {"optical": SPEC.bands["optical"]}
-    with pytest.raises(UsageError, match="satlas.*sicd"):
-        map_bands(get_dataset("sicd"), SPEC.bands, SPEC.key)
+    with pytest.raises(UsageError, match="--view sar: encoder 'satlas'.*sicd"):
+        map_bands(get_dataset("sicd"), SPEC.bands, SPEC.key, view="sar")
 
 
 def official_checkpoint():

@@ -60,14 +60,23 @@ def test_each_block_is_a_unit_and_merging_opens_a_stage(key):
     assert len(unit_params) + len(embed_params) == len(names)
 
 
-@pytest.mark.parametrize("key", ["satlas", "gfm_swin"])
-def test_taps_are_stage_outputs_at_strides_4_to_32(key):
-    encoder, mapping = _build(key, tapped_layers=(0, 2, 3))
+@pytest.mark.parametrize(("key", "choice"), [("satlas", {}), ("gfm_swin", {"taps": "stages"})])
+def test_taps_are_stage_outputs_at_strides_4_to_32(key, choice):
+    encoder, mapping = _build(key, tapped_layers=(0, 2, 3), **choice)
     assert encoder.is_pyramid and encoder.out_channels == [16, 64, 128]
     maps = encoder(_inputs(mapping, 64))
     assert [tuple(m.shape) for m in maps] == [(2, 16, 16, 16), (2, 64, 4, 4), (2, 128, 2, 2)]
     sum(m.square().mean() for m in maps).backward()
     assert all(p.grad is not None for p in encoder.parameters())
+
+
+@pytest.mark.parametrize("taps", [(0, 2, 3), (1,)])
+def test_gfm_swin_taps_each_stage_after_the_merging_that_follows_it(taps):
+    encoder, mapping = _build("gfm_swin", tapped_layers=taps)
+    widths = {0: (32, 8), 1: (64, 4), 2: (128, 2), 3: (128, 2)}
+    assert encoder.out_channels == [widths[t][0] for t in taps]
+    maps = encoder(_inputs(mapping, 64))
+    assert [tuple(m.shape) for m in maps] == [(2, widths[t][0], *[widths[t][1]] * 2) for t in taps]
 
 
 def test_inputs_must_be_multiples_of_the_patch_size():
@@ -101,7 +110,8 @@ def test_depth_trains_trailing_units_with_the_merging_that_opens_their_stage(key
     assert units[6].merge.training and not units[4].merge.training
     flags = []
     hooks = [
-        u.register_forward_hook(lambda m, a, out: flags.append(out.requires_grad)) for u in units
+        u.block.register_forward_hook(lambda m, a, out: flags.append(out.requires_grad))
+        for u in units
     ]
     encoder(_inputs(mapping, 32))
     for hook in hooks:
