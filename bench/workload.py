@@ -28,6 +28,7 @@ TINY_TRIAL = {
     "crop_size": 32,
     "max_steps_per_epoch": 2,
     "evaluate_test": False,
+    "val_every": 1,
     "device": "cpu",
 }
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryotune.reference import PROTOCOL_DOC
+
 SweepState = Literal["running", "finished", "interrupted"]
 PairState = Literal["waiting", "running", "finished"]
 
@@ -86,6 +88,17 @@ class BestMetrics(BaseModel):
     test_metrics: dict[str, Any] | None = None
 
 
+PAPER_FIELD = (
+    "the Cryo-Bench paper's frozen-encoder mIoU of this model on this dataset (100% labels, "
+    "fixed lr); how its protocol differs from cryotune's: " + PROTOCOL_DOC
+)
+LATER_FIELD = (
+    "the later Cryo-Bench README's frozen-encoder mIoU (SICD re-run on whole scenes); "
+    "see " + PROTOCOL_DOC
+)
+NOTE_FIELD = "how the reference numbers were measured where that differs from cryotune"
+
+
 class BestRecord(BaseModel):
     """The best-config record of a finished pair (``records/DATASET__MODEL.json``), with the
     ``cryotune train`` command that repeats it and the paper's frozen mIoU for reference."""
@@ -103,9 +116,9 @@ class BestRecord(BaseModel):
     ids: dict[str, Any]
     repeat_command: str
     repeat_command_lacks: list[str] = []
-    paper_frozen_miou: float | None = Field(
-        None, description="the paper's frozen-encoder mIoU of this model on this dataset"
-    )
+    paper_frozen_miou: float | None = Field(None, description=PAPER_FIELD)
+    later_frozen_miou: float | None = Field(None, description=LATER_FIELD)
+    reference_note: str | None = Field(None, description=NOTE_FIELD)
 
     @property
     def val_miou(self) -> float:
@@ -127,7 +140,9 @@ class LeaderboardEntry(BaseModel):
     config: dict[str, Any]
     trials: dict[str, int]
     mlflow_run_id: str | None = Field(None, description="the best trial's MLflow run")
-    paper_frozen_miou: float | None
+    paper_frozen_miou: float | None = Field(description=PAPER_FIELD)
+    later_frozen_miou: float | None = Field(None, description=LATER_FIELD)
+    reference_note: str | None = Field(None, description=NOTE_FIELD)
     repeat_command: str
 
 
@@ -136,4 +151,8 @@ class Leaderboard(BaseModel):
 
     dataset: str
     entries: list[LeaderboardEntry]
-    paper_reference: str
+    paper_reference: str = Field(description="where paper_frozen_miou comes from")
+    later_reference: str = Field("", description="where later_frozen_miou comes from")
+    protocol: str = Field(
+        PROTOCOL_DOC, description="cryotune's protocol beside Cryo-Bench's, point by point"
+    )

@@ -20,7 +20,13 @@ from cryotune.query.models import (
     SweepState,
     SweepSummary,
 )
-from cryotune.reference import PAPER_SOURCE, paper_frozen_miou
+from cryotune.reference import (
+    LATER_SOURCE,
+    PAPER_SOURCE,
+    PROTOCOL_NOTES,
+    later_frozen_miou,
+    paper_frozen_miou,
+)
 
 
 class Source(Protocol):
@@ -81,14 +87,21 @@ class Query:
             dataset=dataset,
             entries=[_entry(r) for r in self.best_records(dataset)],
             paper_reference=PAPER_SOURCE,
+            later_reference=LATER_SOURCE,
         )
 
 
 def _record(raw: dict) -> BestRecord:
     where = raw.get("record_file") or f"{raw.get('dataset')}/{raw.get('model')} record"
     try:
+        dataset, model = raw["dataset"], raw["model"]
         return BestRecord.model_validate(
-            {**raw, "paper_frozen_miou": paper_frozen_miou(raw["dataset"], raw["model"])}
+            {
+                **raw,
+                "paper_frozen_miou": paper_frozen_miou(dataset, model),
+                "later_frozen_miou": later_frozen_miou(dataset, model),
+                "reference_note": PROTOCOL_NOTES.get(dataset),
+            }
         )
     except (KeyError, ValidationError) as exc:
         raise DataError(f"{where}: not a best-config record ({exc})") from None
@@ -107,6 +120,8 @@ def _entry(record: BestRecord) -> LeaderboardEntry:
         trials=record.trials,
         mlflow_run_id=record.ids.get("mlflow_run_id"),
         paper_frozen_miou=record.paper_frozen_miou,
+        later_frozen_miou=record.later_frozen_miou,
+        reference_note=record.reference_note,
         repeat_command=record.repeat_command,
     )
 

@@ -165,6 +165,7 @@ class PairResources:
 
 def pair_resources(plan: SweepPlan, cluster_gpus: float) -> dict[str, dict[str, float]]:
     """CPUs and GPU share per pair: given in the spec or flags, else derived when GPUs exist."""
+    from cryotune.data.datasets import get_dataset
     from cryotune.models.encoders import ENCODERS
 
     spec = plan.spec.resources
@@ -177,12 +178,13 @@ def pair_resources(plan: SweepPlan, cluster_gpus: float) -> dict[str, dict[str, 
         elif memory is None:
             gpu = 1.0
         else:
-            encoder = ENCODERS[pair.model]
+            encoder, dataset = ENCODERS[pair.model], get_dataset(pair.dataset)
             footprint = TrialFootprint.of(
                 encoder,
                 max_depth=pair.space.max_depth,
                 batch_size=pair.base.batch_size,
-                input_size=pair.base.crop_size or encoder.input_size,
+                input_size=pair.base.crop_size or encoder.input_size_for(dataset),
+                dataset=dataset,
             )
             gpu = gpu_share(footprint, memory)
         out[pair.key] = {"cpu": max(spec.cpu, float(pair.base.num_workers)), "gpu": gpu}

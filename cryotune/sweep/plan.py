@@ -122,22 +122,29 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _fits(dataset_spec, encoder_spec) -> bool:
+def _fits(dataset_spec, encoder_spec, view: str | None = None) -> bool:
     from cryotune.data.bands import map_bands
 
+    views = [m.name for m in dataset_spec.modalities]
+    if view is not None and view not in views:
+        raise UsageError(
+            f"trial.view {view}: dataset '{dataset_spec.key}' has no such view; valid: "
+            f"{', '.join(views)}"
+        )
     try:
-        map_bands(dataset_spec, encoder_spec.bands, encoder_spec.key)
+        map_bands(dataset_spec, encoder_spec.bands, encoder_spec.key, view)
     except UsageError:
         return False
     return True
 
 
 def select_models(
-    datasets: list[str], requested: list[str] | None
+    datasets: list[str], requested: list[str] | None, view: str | None = None
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """(dataset, model) pairs to sweep and the requested pairs skipped for lack of a modality.
 
-    ``requested`` None or ``["all"]``: every registered model that fits each dataset.
+    ``requested`` None or ``["all"]``: every registered model that fits each dataset (on
+    ``view`` when given, else on the view Cryo-Bench ran it on).
     """
     from cryotune.data.datasets import get_dataset
     from cryotune.models.encoders import ENCODERS
@@ -151,7 +158,7 @@ def select_models(
     for dataset in datasets:
         spec = get_dataset(dataset)
         for model in models:
-            if _fits(spec, ENCODERS[model]):
+            if _fits(spec, ENCODERS[model], view):
                 pairs.append((dataset, model))
             elif explicit:
                 skipped.append(f"{dataset}/{model}")
@@ -241,7 +248,7 @@ def plan_sweep(
     for key in datasets:
         get_dataset(key)
     requested = models if models is not None else (list(spec.models) if spec.models else None)
-    pairs, skipped = select_models(datasets, requested)
+    pairs, skipped = select_models(datasets, requested, spec.trial.get("view"))
     weights = weights if weights is not None else spec.trial.get("weights")
     _check_weights(pairs, weights)
     roots = resolve_data_roots(datasets, data_root)

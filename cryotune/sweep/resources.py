@@ -33,14 +33,19 @@ class TrialFootprint:
     token_sets: int = 1
 
     @classmethod
-    def of(cls, encoder, max_depth: int, batch_size: int, input_size: int | None):
-        """From an EncoderSpec; without a published count, a ViT's 12 x width^2 per block.
+    def of(cls, encoder, max_depth: int, batch_size: int, input_size: int | None, dataset=None):
+        """From an EncoderSpec on ``dataset``; without a published count, a ViT's 12 x width^2
+        per block.
 
         Encoders whose token count is not (input / patch)^2 say so in their options:
-        ``token_grid`` (tokens per side, e.g. RAMEN's resampled grid) and ``token_sets`` (one
-        token grid per spectral group, e.g. SpectralGPT, THOR).
+        ``token_grid`` (tokens per side, e.g. RAMEN's resampled grid, set per dataset) and
+        ``token_sets`` (one token grid per spectral group, e.g. SpectralGPT, THOR).
         """
         embed = encoder.embed_dim or 512
+        options = encoder.options_for(dataset)
+        grid = options.get("token_grid")
+        if input_size is not None and "res" in options and "input_res" in options:
+            grid = int(input_size * float(options["input_res"]) / float(options["res"]))
         return cls(
             params=encoder.published_params or 12 * embed * embed * max(encoder.num_blocks, 1),
             num_blocks=encoder.num_blocks,
@@ -49,8 +54,8 @@ class TrialFootprint:
             input_size=input_size,
             batch_size=batch_size,
             patch_size=encoder.patch_size or 16,
-            token_grid=encoder.option("token_grid"),
-            token_sets=int(encoder.option("token_sets", 1)),
+            token_grid=grid,
+            token_sets=int(options.get("token_sets", 1)),
         )
 
 

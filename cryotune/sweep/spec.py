@@ -8,6 +8,7 @@ training settings live under ``trial:`` with the TrialConfig's own field names a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,6 +146,29 @@ class SchedulerSpec(_Strict):
             )
         return self
 
+    def rungs(self) -> list[float]:
+        """The epochs at which ASHA compares trials, as Ray's ``AsyncHyperBandScheduler``
+        places them: grace_period x reduction_factor^k below ``max_epochs``' rung count."""
+        if self.kind != "asha":
+            return []
+        count = int(
+            math.log(self.max_epochs / self.grace_period) / math.log(self.reduction_factor) + 1
+        )
+        return [self.grace_period * self.reduction_factor**k for k in range(count)]
+
+
+def validated_epochs(val_every: int, epochs: int) -> list[int]:
+    """The epochs a trial validates at: every ``val_every`` and the last."""
+    return sorted({*range(val_every, epochs + 1, val_every), epochs})
+
+
+def _epochs_words(epochs: list[int]) -> str:
+    return (
+        ", ".join(map(str, epochs))
+        if len(epochs) <= 5
+        else (f"{epochs[0]}, {epochs[1]}, ..., {epochs[-1]}")
+    )
+
 
 class BudgetSpec(_Strict):
     """Per pair: how many trials, for how long, and how failures are handled."""
@@ -216,6 +240,7 @@ class SweepSpec(_Strict):
                 raise ValueError("sampler.kind grid needs space.weight_decay.grid")
         elif self.budget.trials is None:
             raise ValueError("budget.trials: null (the grid size) needs sampler.kind grid")
+        self._check_rungs_are_validated()
         bootstrap, trials = self.scheduler.bootstrap_trials, self.budget.trials
         if self.scheduler.kind == "asha" and trials is not None and bootstrap >= trials:
             raise ValueError(
@@ -223,6 +248,23 @@ class SweepSpec(_Strict):
                 f"{trials}: otherwise no trial trains past the grace period"
             )
         return self
+
+    def _check_rungs_are_validated(self) -> None:
+        """ASHA compares trials at its rungs; a rung that falls between validations would
+        compare each trial's score of a later epoch, so such a spec is refused."""
+        val_every = int(self.trial.get("val_every", TrialConfig.model_fields["val_every"].default))
+        validated = validated_epochs(val_every, self.scheduler.max_epochs)
+        off = [r for r in self.scheduler.rungs() if r not in validated]
+        if off:
+            rungs = ", ".join(f"{r:g}" for r in self.scheduler.rungs())
+            raise ValueError(
+                f"scheduler: ASHA compares trials at epochs {rungs} (grace_period "
+                f"{self.scheduler.grace_period} x reduction_factor "
+                f"{self.scheduler.reduction_factor:g}^k), but trials validate at epochs "
+                f"{_epochs_words(validated)} (trial.val_every {val_every} and the last): epoch "
+                f"{off[0]:g} is not validated; make grace_period a multiple of {val_every} with "
+                "a whole reduction_factor, or set trial.val_every"
+            )
 
     @property
     def epochs(self) -> int:

@@ -282,7 +282,7 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
     )
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer,
-        milestones=[max(1, round(m * total_steps)) for m in config.milestones],
+        milestones=[max(1, int(m * total_steps)) for m in config.milestones],
         gamma=config.gamma,
     )
     return PreparedTrial(

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from cryotune.reference import PAPER_FROZEN_MIOU
+from cryotune.reference import LATER_FROZEN_MIOU, PAPER_FROZEN_MIOU
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,12 @@ def test_the_leaderboard_ranks_models_beside_the_papers_frozen_miou(api, api_swe
         assert entry["test_miou"] == pytest.approx(record["best"]["test_metrics"]["miou"])
         assert entry["config"] == record["config"]
         assert entry["paper_frozen_miou"] == PAPER_FROZEN_MIOU[entry["model"]]["glid"]
+        assert entry["later_frozen_miou"] == LATER_FROZEN_MIOU[entry["model"]]["glid"]
         assert "mlflow_run_id" in entry
-    assert "Cryo-Bench" in board["paper_reference"]
+    assert "Cryo-Bench" in board["paper_reference"] and "whole-scene" in board["later_reference"]
+    assert board["protocol"] == "docs/protocol.md"
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["LeaderboardEntry"]
+    assert "docs/protocol.md" in schema["properties"]["paper_frozen_miou"]["description"]
 
 
 def test_best_returns_the_record_with_its_repeat_command(api, records):

@@ -38,7 +38,13 @@ SPEC = {
     "scheduler": {"kind": "none", "max_epochs": EPOCHS},
     "budget": {"trials": BUDGET, "retries": 1},
     "resources": {"cpu": 1},
-    "trial": {"weights": "random", "batch_size": 4, "crop_size": 32, "max_steps_per_epoch": 2},
+    "trial": {
+        "weights": "random",
+        "batch_size": 4,
+        "crop_size": 32,
+        "max_steps_per_epoch": 2,
+        "val_every": 1,
+    },
 }
 OBJECT_STORE_BYTES = 80 * 1024**2
 

@@ -14,7 +14,13 @@ SPEC = {
     "space": {"lr": {"low": 1e-4, "high": 3e-3}},
     "scheduler": {"kind": "none", "max_epochs": 2},
     "budget": {"trials": 4, "retries": 1, "max_failed_trials": 2},
-    "trial": {"weights": "random", "batch_size": 4, "crop_size": 32, "max_steps_per_epoch": 1},
+    "trial": {
+        "weights": "random",
+        "batch_size": 4,
+        "crop_size": 32,
+        "max_steps_per_epoch": 1,
+        "val_every": 1,
+    },
 }
 
 

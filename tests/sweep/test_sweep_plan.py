@@ -9,20 +9,28 @@ from cryotune.sweep.plan import identity_differences, plan_sweep, select_models
 from cryotune.sweep.spec import SweepSpec
 
 
-def test_default_models_are_those_fitting_each_dataset():
+def test_a_sicd_sweep_plans_every_paper_model_on_the_view_cryobench_ran_it_on():
+    from cryotune.models.encoders import ENCODERS
+
     pairs, skipped = select_models(["sicd"], None)
     models = {m for _, m in pairs}
-    assert {"unet", "vit", "ssl4eo_mae", "dofa"} <= models  # SAR-capable or any-band
-    assert "remoteclip" not in models and skipped == []  # optical only: not a SAR pair
+    assert models == set(ENCODERS) and skipped == []
     assert select_models(["sicd"], ["all"]) == (pairs, [])
 
 
-def test_explicit_models_skip_pairs_without_a_common_modality():
-    pairs, skipped = select_models(["glid", "sicd"], ["remoteclip", "unet"])
-    assert pairs == [("glid", "remoteclip"), ("glid", "unet"), ("sicd", "unet")]
-    assert skipped == ["sicd/remoteclip"]
+def test_explicit_models_skip_pairs_without_the_requested_view():
+    pairs, skipped = select_models(["gld", "sicd"], ["ssl4eo_mae", "unet"], view="sar")
+    assert pairs == [
+        ("gld", "ssl4eo_mae"),
+        ("gld", "unet"),
+        ("sicd", "ssl4eo_mae"),
+        ("sicd", "unet"),
+    ]
+    assert skipped == []
     with pytest.raises(UsageError, match="--models remoteclip: fits none of sicd"):
-        select_models(["sicd"], ["remoteclip"])
+        select_models(["sicd"], ["remoteclip"], view="sar")
+    with pytest.raises(UsageError, match="trial.view sar: dataset 'glid' has no such view"):
+        select_models(["glid"], ["unet"], view="sar")
     with pytest.raises(UnknownNameError, match="unknown model 'nope'"):
         select_models(["glid"], ["nope"])
 

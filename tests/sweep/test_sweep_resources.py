@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cryotune.data.datasets import get_dataset
 from cryotune.errors import UsageError
 from cryotune.sweep.driver import check_fits, pair_resources
 from cryotune.sweep.plan import plan_sweep
@@ -72,8 +73,15 @@ def test_token_groups_and_resampled_grids_count_in_the_estimate():
         batch_size=8,
     )
     assert tokens_gb("thor") > estimate_gpu_memory_gb(one_set)  # four spectral groups
-    ramen = TrialFootprint.of(ENCODERS["ramen"], max_depth=0, batch_size=8, input_size=40)
-    assert ramen.token_grid == 15 and ramen.token_sets == 2
+    caffe = get_dataset("caffe")
+    ramen = TrialFootprint.of(
+        ENCODERS["ramen"], max_depth=0, batch_size=8, input_size=1024, dataset=caffe
+    )
+    assert ramen.token_grid == 256 and ramen.token_sets == 2  # 1024 px at input_res 10, res 40
+    cropped = TrialFootprint.of(
+        ENCODERS["ramen"], max_depth=0, batch_size=8, input_size=40, dataset=caffe
+    )
+    assert cropped.token_grid == 10
 
 
 def test_data_workers_per_trial_raise_the_cpu_request(data_root):

@@ -21,7 +21,13 @@ SPEC = {
     "sampler": {"startup_trials": 2},
     "scheduler": {"grace_period": 1, "reduction_factor": 2, "max_epochs": 4},
     "budget": {"trials": BUDGET},
-    "trial": {"weights": "random", "batch_size": 4, "crop_size": 32, "max_steps_per_epoch": 2},
+    "trial": {
+        "weights": "random",
+        "batch_size": 4,
+        "crop_size": 32,
+        "max_steps_per_epoch": 2,
+        "val_every": 1,
+    },
 }
 
 

@@ -1,4 +1,5 @@
-"""Every model the later Cryo-Bench roster added trains one smoke trial inside a real sweep."""
+"""Every model the later Cryo-Bench roster added trains one smoke trial inside a real sweep, and
+SICD sweeps feed each model the view Cryo-Bench ran it on."""
 
 from __future__ import annotations
 
@@ -38,3 +39,38 @@ def test_each_added_model_completes_a_smoke_trial_with_random_weights(
         assert 0 <= record["best"]["val_miou"] <= 100
         assert record["best"]["test_metrics"]["miou"] >= 0
         assert record["model_info"]["encoder_params"] > 80e6
+
+
+def test_sicd_sweeps_an_optical_only_model_on_the_rgb_proxy_and_a_sar_model_on_sar(
+    cryotune, data_root, tmp_path
+):
+    workspace = tmp_path / "runs"
+    done = cryotune(
+        "sweep",
+        "sicd",
+        "--config",
+        "sweeps/smoke.yaml",
+        "--models",
+        "ssl4eo_moco,dofa",
+        "--trials",
+        "1",
+        "--max-epochs",
+        "1",
+        "--name",
+        "views",
+        "--data-root",
+        str(data_root),
+        "--workspace",
+        str(workspace),
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    expected = {"ssl4eo_moco": ("optical", ["B4", "B3", "B2"]), "dofa": ("sar", ["VV", "VH"])}
+    for model, (view, bands) in expected.items():
+        record = json.loads((workspace / "views" / "records" / f"sicd__{model}.json").read_text())
+        assert record["status"] == "complete", (model, record.get("errors"))
+        info = record["model_info"]
+        assert info["view"] == view and info["view_source"] == "as in Cryo-Bench's runs"
+        fed = info["band_mapping"]["inputs"]
+        assert sorted(b for b in next(iter(fed.values())) if b in bands) == sorted(bands)
+        assert record["best"]["test_metrics"]["pixels"] > 0

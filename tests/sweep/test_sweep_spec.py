@@ -8,8 +8,16 @@ import pytest
 import yaml
 
 from cryotune.cli import main
+from cryotune.config import TrialConfig
 from cryotune.errors import UsageError
-from cryotune.sweep.spec import SweepSpec, load_spec, parse_spec, with_overrides
+from cryotune.sweep.spec import (
+    SchedulerSpec,
+    SweepSpec,
+    load_spec,
+    parse_spec,
+    validated_epochs,
+    with_overrides,
+)
 
 SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 
@@ -23,8 +31,11 @@ def _spec_file(tmp_path: Path, data: object) -> Path:
 def test_default_yaml_is_the_built_in_default():
     loaded = load_spec(SWEEPS / "default.yaml")
     built_in = SweepSpec(name="default")
-    assert loaded.model_dump(exclude={"description"}) == built_in.model_dump(
-        exclude={"description"}
+    assert loaded.model_dump(exclude={"description", "trial"}) == built_in.model_dump(
+        exclude={"description", "trial"}
+    )
+    assert TrialConfig(dataset="glid", model="dofa", **loaded.trial) == TrialConfig(
+        dataset="glid", model="dofa", **built_in.trial
     )
     assert loaded.scheduler.max_epochs == 80
     assert loaded.space.lr.low < loaded.space.lr.high
@@ -37,6 +48,57 @@ def test_smoke_and_lr_grid_specs_load():
     grid = load_spec(SWEEPS / "lr-grid.yaml")
     assert grid.sampler.kind == "grid" and grid.scheduler.kind == "none"
     assert grid.space.depth.fractions == (0.0, 1.0) and grid.budget.trials is None
+
+
+def test_the_paper_specs_validate_every_5_epochs_and_asha_judges_validated_epochs():
+    for name, precision in (("default", "bf16"), ("lr-grid", "fp32")):
+        spec = load_spec(SWEEPS / f"{name}.yaml")
+        config = TrialConfig(dataset="glid", model="dofa", **spec.trial)
+        assert config.val_every == 5 and config.precision == precision
+        validated = validated_epochs(config.val_every, spec.epochs)
+        assert validated == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80]
+        assert set(spec.scheduler.rungs()) <= set(validated)
+    assert load_spec(SWEEPS / "default.yaml").scheduler.rungs() == [5, 15, 45]
+    assert validated_epochs(5, 12) == [5, 10, 12]
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "trial", "message"),
+    [
+        ({"grace_period": 4}, {}, "ASHA compares trials at epochs 4, 12, 36"),
+        ({"reduction_factor": 2.5}, {}, "epoch 12.5 is not validated"),
+        ({"grace_period": 2, "reduction_factor": 2}, {"val_every": 4}, "epoch 2 is not validated"),
+    ],
+)
+def test_a_spec_whose_rungs_miss_validated_epochs_is_refused(tmp_path, scheduler, trial, message):
+    path = _spec_file(tmp_path, {"scheduler": scheduler, "trial": trial})
+    with pytest.raises(UsageError) as err:
+        load_spec(path)
+    assert message in str(err.value) and "trials validate at epochs" in str(err.value)
+    every = trial.get("val_every", 5)
+    assert f"trial.val_every {every} and the last" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("grace", "factor", "epochs"), [(5, 3, 80), (5, 2, 80), (1, 2, 3), (3, 3, 3), (4, 4, 64)]
+)
+def test_rungs_are_where_rays_asha_places_its_milestones(grace, factor, epochs):
+    """Contract with Ray Tune: ``AsyncHyperBandScheduler.debug_string`` lists the milestones."""
+    import re
+
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    asha = AsyncHyperBandScheduler(
+        time_attr="epoch",
+        metric="val_miou",
+        mode="max",
+        max_t=epochs,
+        grace_period=grace,
+        reduction_factor=factor,
+    )
+    milestones = sorted(float(m) for m in re.findall(r"Iter ([0-9.]+)", asha.debug_string()))
+    spec = SchedulerSpec(grace_period=grace, reduction_factor=factor, max_epochs=epochs)
+    assert spec.rungs() == milestones
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_result_describes_the_run(config):
 
 
 def test_lr_steps_down_at_60_and_90_percent_of_iterations(config):
-    # 3 epochs x 2 steps = 6 iterations; milestones at round(3.6)=4 and round(5.4)=5
+    # 3 epochs x 2 steps = 6 iterations; milestones at int(3.6)=3 and int(5.4)=5, as PANGAEA
     history = run_trial(config.model_copy(update={"evaluate_test": False})).history
     assert [r.lr for r in history] == pytest.approx([1e-3, 1e-4, 1e-5])
 

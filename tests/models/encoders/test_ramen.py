@@ -39,7 +39,6 @@ def test_parameter_count_and_settings_match_the_published_model():
     assert SPEC.embed_dim == 768 and SPEC.num_blocks == 12 and SPEC.tapped_layers == (3, 5, 7, 11)
 
 
-
 @pytest.mark.parametrize(
     ("dataset", "geometry"),
     [
