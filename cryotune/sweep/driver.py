@@ -34,7 +34,13 @@ from pathlib import Path
 
 import cryotune
 from cryotune.errors import UsageError
-from cryotune.sweep.plan import SweepPlan, git_commit, identity_differences, plan_sweep
+from cryotune.sweep.plan import (
+    SweepPlan,
+    git_commit,
+    identity_differences,
+    plan_sweep,
+    view_notes,
+)
 from cryotune.sweep.records import PairRecorder
 from cryotune.sweep.resources import TrialFootprint, detect_gpu_memory_gb, gpu_share
 from cryotune.sweep.spec import SweepSpec, load_spec, with_overrides
@@ -393,6 +399,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
     plan, workspace = prepare(request)
     experiment = experiment_storage(workspace, workspace.read_plan().get("storage"))
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
+    notes += view_notes(plan)
     done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
     for key, value in {**DRIVER_ENVIRONMENT, **CLIENT_ENVIRONMENT}.items():
         os.environ.setdefault(key, value)
@@ -441,6 +448,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
             f"interrupted: {', '.join(unfinished)} not finished; repeat the command with --resume"
         )
     wait_s = DEFAULT_WAIT_S if request.tracking_wait_s is None else request.tracking_wait_s
+    tracker.close_ended_runs(plan, workspace.storage_url(plan.spec.optuna_storage))
     notes.append(tracker.where())
     notes += tracker.close(
         "interrupted" if unfinished else "finished", wait_s=0 if unfinished else wait_s

@@ -138,6 +138,23 @@ def _fits(dataset_spec, encoder_spec, view: str | None = None) -> bool:
     return True
 
 
+def view_notes(plan: SweepPlan) -> list[str]:
+    """One line per pair on a dataset with several views: the view its model reads, and why."""
+    from cryotune.data.bands import map_bands
+    from cryotune.data.datasets import get_dataset
+    from cryotune.models.encoders import ENCODERS
+
+    notes = []
+    for pair in plan.pairs:
+        dataset = get_dataset(pair.dataset)
+        if len(dataset.modalities) < 2:
+            continue
+        encoder = ENCODERS[pair.model]
+        mapping = map_bands(dataset, encoder.bands, encoder.key, pair.base.view)
+        notes.append(f"{pair.key} reads {mapping.describe()}")
+    return notes
+
+
 def select_models(
     datasets: list[str], requested: list[str] | None, view: str | None = None
 ) -> tuple[list[tuple[str, str]], list[str]]:

@@ -97,11 +97,12 @@ class PairRecorder:
             self.tracker.deliver_pair_trials(study)
             record["ids"].update(self.tracker.record_ids(pair.key, record))
             record["tracking_uri"] = self.tracker.uri
+            self.tracker.pair_ending(pair, study, record)
         write_json_atomic(self.workspace.record_path(pair.dataset, pair.model), record)
         if self.keep_checkpoints == "best":
             self._prune(study, record["ids"]["tune_trial_id"])
         if self.tracker is not None:
-            self.tracker.pair_finished(pair, study, record)
+            self.tracker.pair_finished(pair)
         return record
 
     def trial_context(self, pair) -> dict | None:

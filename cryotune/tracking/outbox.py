@@ -219,6 +219,11 @@ class Outbox:
                 ops.append({"kind": "corrupt", "line": line[:200]})
         return ops
 
+    def last(self, kind: str) -> dict | None:
+        """The last spooled operation of ``kind`` (delivered or not), None if there is none."""
+        found = [op for op in self.operations() if op.get("kind") == kind]
+        return found[-1] if found else None
+
     def has_operations(self) -> bool:
         return self.spool_file.exists() and self.spool_file.stat().st_size > 0
 

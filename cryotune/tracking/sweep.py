@@ -304,8 +304,10 @@ class SweepTracker:
             "mlflow_experiment_id": self.experiment_id,
         }
 
-    def pair_finished(self, pair, study, record: dict) -> None:
-        """The pair run's plots, record and final metrics; the sweep's leaderboard."""
+    def pair_ending(self, pair, study, record: dict) -> None:
+        """Spool the pair run's plots, record, final metrics and FINISHED status, before the
+        record file is written: a driver killed after writing it leaves the end spooled, and
+        one killed before writes the record again on ``--resume``."""
         box = self._outbox(self.folder / pair_folder(pair.key))
         for path in self._draw(pair, study, record, box.folder):
             box.append("artifact", file=str(path))
@@ -321,8 +323,44 @@ class SweepTracker:
         box.append("metrics", metrics=values, step=done)
         box.append("tags", tags={TAG_STATE: STATE_FINISHED})
         box.append("status", status="FINISHED")
-        box.deliver(self.client, force=True)
+
+    def pair_finished(self, pair) -> None:
+        """Deliver the pair run's end (spooled by ``pair_ending``); the sweep's leaderboard."""
+        self._outbox(self.folder / pair_folder(pair.key)).deliver(self.client, force=True)
         self.update_leaderboard(pair.dataset)
+
+    def close_ended_runs(self, plan, storage_url: str) -> int:
+        """Spool the end of every run whose trial ended in its study, or whose pair has a record,
+        but whose outbox does not end it: a driver killed between the two left it RUNNING.
+        Returns how many runs were closed."""
+        import optuna
+
+        storage = optuna.storages.RDBStorage(storage_url)
+        existing = set(optuna.get_all_study_names(storage))
+        closed = 0
+        for pair in plan.pairs:
+            if pair.study_name in existing:
+                study = optuna.load_study(study_name=pair.study_name, storage=storage)
+                for trial in study.get_trials(deepcopy=False):
+                    trial_id = trial.user_attrs.get(TUNE_TRIAL_ID)
+                    outcome = TRIAL_OUTCOMES.get(trial.state.name)
+                    if trial_id is None or outcome is None:
+                        continue
+                    box = self._outbox(self.workspace.trials_dir / trial_id)
+                    if (box.last("status") or {}).get("status") != outcome[1]:
+                        self.trial_ended(pair, trial_id, trial.number, trial.state, study)
+                        closed += 1
+            path = self.workspace.record_path(pair.dataset, pair.model)
+            box = self._outbox(self.folder / pair_folder(pair.key))
+            if path.exists() and (box.last("status") or {}).get("status") != "FINISHED":
+                record = json.loads(path.read_text())
+                write_json_atomic(box.folder / RECORD_ARTIFACT, record)
+                box.append("artifact", file=str(box.folder / RECORD_ARTIFACT))
+                box.append("tags", tags={TAG_STATE: STATE_FINISHED})
+                box.append("status", status="FINISHED")
+                self.update_leaderboard(pair.dataset)
+                closed += 1
+        return closed
 
     def _draw(self, pair, study, record: dict, folder: Path) -> list[Path]:
         """The pair's PNGs; one that cannot be drawn is left out with a warning, not fatal."""

@@ -65,6 +65,8 @@ def test_sicd_sweeps_an_optical_only_model_on_the_rgb_proxy_and_a_sar_model_on_s
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "sicd/dofa reads sicd view sar (as in Cryo-Bench's runs) -> all VV,VH" in done.stdout
+    assert "sicd/ssl4eo_moco reads sicd view optical" in done.stdout
     expected = {"ssl4eo_moco": ("optical", ["B4", "B3", "B2"]), "dofa": ("sar", ["VV", "VH"])}
     for model, (view, bands) in expected.items():
         record = json.loads((workspace / "views" / "records" / f"sicd__{model}.json").read_text())

@@ -183,3 +183,51 @@ def test_resume_delivers_what_waited_even_for_a_finished_sweep(tracked_sweep, cr
     assert client.get_run(run.info.run_id).data.tags["spooled_while_away"] == "yes"
     assert outbox.pending() == 0
     assert f"MLflow: experiment '{SWEEP}'" in resumed.stdout and "cryotune mlflow" in resumed.stdout
+
+
+def _cut_spool_after(outbox: Outbox, count: int) -> None:
+    """Leave only the first ``count`` operations, all delivered: what the outbox held when a
+    driver was killed just before spooling the rest."""
+    lines = outbox.spool_file.read_text().split("\n")[:count]
+    outbox.spool_file.write_text("\n".join(lines) + "\n")
+    outbox.delivered_file.write_text(str(count))
+
+
+def test_a_resumed_sweep_closes_runs_whose_end_a_killed_driver_never_logged(
+    cryotune, data_root, tmp_path
+):
+    """A driver killed after a pair's record was written (or a trial's study state was told)
+    but before their MLflow ends were spooled: ``--resume`` finds the sweep done and still
+    closes those runs, so MLflow agrees with the studies."""
+    workspace = tmp_path / "runs"
+    args = ["sweep", "glid", "--config", "sweeps/smoke.yaml", "--models", "unet"]
+    args += ["--trials", "2", "--name", "killed", "--data-root", str(data_root)]
+    args += ["--workspace", str(workspace)]
+    done = cryotune(*args)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    sweep_dir = workspace / "killed"
+    client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("killed")
+
+    trial_dir = next(p for p in (sweep_dir / "trials").iterdir() if (p / "mlflow-run-id").exists())
+    for box in (Outbox(sweep_dir / "mlflow" / "glid__unet"), Outbox(trial_dir)):
+        ops = box.operations()
+        _cut_spool_after(box, min(i for i, op in enumerate(ops) if op["kind"] == "status"))
+        client.update_run(box.run_id(), status="RUNNING")
+
+    resumed = cryotune(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    study = _study_named(sweep_dir, "killed/glid/unet")
+    expected = {t.user_attrs["tune_trial_id"]: STATUS[t.state.name][1] for t in study.get_trials()}
+    for run in runs:
+        level = run.data.tags[names.TAG_LEVEL]
+        if level == "trial":
+            assert run.info.status == expected[run.data.tags[names.TAG_TRIAL_ID]]
+        else:
+            assert run.info.status == "FINISHED", (level, resumed.stdout[-1500:])
+
+
+def _study_named(sweep_dir: Path, name: str) -> optuna.Study:
+    storage = optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}")
+    return optuna.load_study(study_name=name, storage=storage)
