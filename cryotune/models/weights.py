@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from timm.models.vision_transformer import _convert_openai_clip
 from torch import Tensor, nn
 
 from cryotune.errors import UsageError, WeightsError
@@ -162,9 +161,43 @@ HEADS = (r"^head\.", r"^fc_norm\.", r"^norm\.")
 MAE_DECODER = (r"^decoder", r"^mask_token")
 
 
-def openai_clip_to_timm(state: StateDict, encoder: nn.Module) -> StateDict:
-    """OpenAI / open_clip names (``visual.*``) -> timm's, with timm's own converter."""
-    return _convert_openai_clip(state, encoder, prefix="visual.")
+# OpenAI / open_clip image-tower names -> timm's, as timm's ``_convert_openai_clip`` renames them
+# (huggingface/pytorch-image-models, timm/models/vision_transformer.py, Apache License 2.0,
+# Copyright 2020 Ross Wightman): vendored because timm keeps that function private.
+CLIP_SWAPS = (
+    ("conv1", "patch_embed.proj"),
+    ("positional_embedding", "pos_embed"),
+    ("transformer.resblocks.", "blocks."),
+    ("ln_pre", "norm_pre"),
+    ("ln_post", "norm"),
+    ("ln_", "norm"),
+    ("in_proj_", "qkv."),
+    ("out_proj", "proj"),
+    ("mlp.c_fc", "mlp.fc1"),
+    ("mlp.c_proj", "mlp.fc2"),
+)
+
+
+def openai_clip_to_timm(state: StateDict, encoder: nn.Module, prefix: str = "visual.") -> StateDict:
+    """OpenAI / open_clip names (``visual.*``) -> timm's; the output projection becomes a head
+    (dropped later with every head)."""
+    out: StateDict = {}
+    for key, value in state.items():
+        if not key.startswith(prefix):
+            continue
+        key = key.replace(prefix, "")
+        for old, new in CLIP_SWAPS:
+            key = key.replace(old, new)
+        if key == "proj":
+            key, value = "head.weight", value.transpose(0, 1)
+            out["head.bias"] = torch.zeros(value.shape[0])
+        elif key == "class_embedding":
+            value = value.unsqueeze(0).unsqueeze(1)
+            key = "cls_token"
+        elif key == "pos_embed":
+            value = value.unsqueeze(0)
+        out[key] = value
+    return out
 
 
 def first_frame_position(state: StateDict, encoder: nn.Module) -> StateDict:

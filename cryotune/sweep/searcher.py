@@ -11,12 +11,12 @@ searcher (see ``StudySearch.reconcile``).
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 from ray.tune.search import Searcher
 
 from cryotune.sweep.records import PairRecorder
@@ -32,12 +32,19 @@ class PairBudget:
     max_failed: int
 
 
+def pair_seed(seed: int, pair_key: str) -> int:
+    """A 32-bit sampler seed per (sweep seed, pair): distinct pairs draw distinct streams (a sum
+    of the key's bytes gave glid/vit and gld/unet the same one)."""
+    digest = hashlib.sha256(f"{seed}:{pair_key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def sampler_recipe(spec, pair) -> SamplerRecipe:
     """The sampler of one pair's study, seeded per pair so pairs do not mirror each other."""
     sampler = spec.sampler
     return SamplerRecipe(
         kind=sampler.kind,
-        seed=sampler.seed + sum(pair.key.encode()),
+        seed=pair_seed(sampler.seed, pair.key),
         multivariate=sampler.multivariate,
         startup_trials=sampler.startup_trials,
         constant_liar=sampler.constant_liar,
@@ -59,13 +66,12 @@ class PairSearch(Searcher):
     ):
         spec = plan.spec
         super().__init__(metric=spec.scheduler.metric, mode="max")
-        storage = optuna.storages.RDBStorage(storage_url)
         self._pairs = {p.key: p for p in plan.pairs}
         self._searches = {
             p.key: StudySearch(
                 space=p.space.searched,
                 study_name=p.study_name,
-                storage=storage,
+                storage_url=storage_url,
                 sampler=sampler_recipe(spec, p),
                 metric=spec.scheduler.metric,
             )
@@ -179,8 +185,8 @@ class PairSearch(Searcher):
         return key in self._recorded
 
     def save(self, checkpoint_path: str) -> None:
+        """This searcher's own counters; the studies hold the rest."""
         state = {
-            "searches": {k: s.__dict__.copy() for k, s in self._searches.items()},
             "started": self._started,
             "failed": self._failed,
             "pair_of": self._pair_of,
@@ -195,8 +201,6 @@ class PairSearch(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
-        for key, search_state in state["searches"].items():
-            self._searches[key].__dict__.update(search_state)
         self._started = state["started"]
         self._failed = state["failed"]
         self._pair_of = state["pair_of"]
@@ -208,6 +212,6 @@ class PairSearch(Searcher):
         self.reconcile()
 
     def reconcile(self) -> None:
-        """Align every study with this searcher's view (see ``StudySearch.reconcile``)."""
+        """Fail the study trials Tune will not continue (see ``StudySearch.reconcile``)."""
         for search in self._searches.values():
-            search.reconcile()
+            search.reconcile(set(self._pair_of))

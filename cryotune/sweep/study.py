@@ -1,14 +1,13 @@
-"""One pair's Optuna study behind Ray Tune's OptunaSearch, with the trial outcomes Optuna expects.
+"""One pair's durable Optuna study, asked and told through Optuna's public API.
 
-Ray 2.60's ``OptunaSearch`` reports intermediate values at Tune's ``training_iteration`` and, when
-a scheduler stops a trial, never reports that last result and then tells the study COMPLETE with
-the low-budget score of the stopped epoch (``on_trial_complete`` marks PRUNED only when no result
-exists). TPE then models a 3-epoch score as if it were a finished run. ``StudySearch`` fixes this:
-intermediate values are keyed by epoch, the stopping result is kept as an intermediate value, and
-the outcome is COMPLETE only for a trial that reported its final result (``final`` in the result),
-PRUNED for a trial stopped early, FAIL for an error (with the error text kept as a user attribute).
-Results for a trial the study already holds as finished (told before the driver was killed, then
-replayed by a resumed Tune trial) are ignored instead of raising.
+The study is the system of record: which Tune trial each study trial is (a user attribute),
+which trials ended and how, their intermediate values. Nothing of it lives in Tune's snapshots,
+so a resumed driver reopens the study and carries on. Intermediate values are keyed by epoch; the
+outcome is COMPLETE only for a trial that reported its final result (``final`` in the result),
+PRUNED for a trial a scheduler stopped early (Tune passes the stopping result only to
+``on_trial_complete``: it is kept as the last intermediate value), FAIL for an error (with its
+text as a user attribute). Results for a trial the study already holds as finished (told before
+the driver was killed, then replayed by a resumed Tune trial) are ignored.
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ import math
 from dataclasses import dataclass
 
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
-from ray.tune.search.optuna import OptunaSearch
 
 from cryotune.sweep.keys import ERROR, FINAL, ORPHANED, RESULT, TRIAL_RESULT, TUNE_TRIAL_ID
 
@@ -35,12 +34,8 @@ class GridPoints(optuna.samplers.GridSampler):
 
 @dataclass(frozen=True)
 class SamplerRecipe:
-    """How to build a study's sampler, so a restored study can get a freshly seeded one.
-
-    Tune's snapshot of the sampler can be older than the study (trials asked after it); its
-    restored random state would then propose the same start-up points again. ``build(offset)``
-    seeds from the base seed and the number of trials the study already holds instead.
-    """
+    """How to build a study's sampler: seeded from the base seed and the number of trials the
+    study already holds, so a reopened study does not propose its start-up points again."""
 
     kind: str
     seed: int
@@ -50,7 +45,7 @@ class SamplerRecipe:
     grid: tuple[tuple[str, tuple], ...] = ()
 
     def build(self, offset: int = 0) -> optuna.samplers.BaseSampler:
-        seed = self.seed + 7919 * offset
+        seed = (self.seed + 7919 * offset) % 2**32
         if self.kind == "grid":
             return GridPoints({k: list(v) for k, v in self.grid}, seed=seed)
         if self.kind == "random":
@@ -63,116 +58,161 @@ class SamplerRecipe:
         )
 
 
-class StudySearch(OptunaSearch):
-    """OptunaSearch on a durable study, with epochs as steps and scheduler stops as PRUNED."""
+@dataclass
+class _Opened:
+    """The study of one driver session, its storage, and its trials by Tune trial id."""
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+    study_id: int
+    numbers: dict[str, int]
+
+
+class StudySearch:
+    """One pair's study: ``suggest`` asks it, results report epochs, ``on_trial_complete`` tells.
+
+    Pickles as its recipe (space, names, sampler recipe, storage URL); the study is reopened on
+    first use, with a sampler seeded past the trials it holds.
+    """
 
     def __init__(
         self,
-        space: dict,
+        space: dict[str, BaseDistribution],
         study_name: str,
-        storage: optuna.storages.BaseStorage,
+        storage_url: str,
         sampler: SamplerRecipe,
         metric: str,
         objective: str = "best_val_miou",
         step_key: str = "epoch",
     ):
-        self._objective = objective
-        self._step_key = step_key
-        self._last_step: dict[str, int] = {}
-        self._recipe = sampler
-        super().__init__(
-            space=space,
-            metric=metric,
-            mode="max",
-            sampler=sampler.build(),
-            study_name=study_name,
-            storage=storage,
-        )
+        self.space = space
+        self.study_name = study_name
+        self.storage_url = storage_url
+        self.recipe = sampler
+        self.metric = metric
+        self.objective = objective
+        self.step_key = step_key
+        self._opened: _Opened | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_opened": None}
+
+    def _open(self) -> _Opened:
+        if self._opened is None:
+            storage = optuna.storages.RDBStorage(self.storage_url)
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                direction="maximize",
+                load_if_exists=True,
+            )
+            trials = study.get_trials(deepcopy=False)
+            study.sampler = self.recipe.build(offset=len(trials))
+            numbers = {
+                t.user_attrs[TUNE_TRIAL_ID]: t.number
+                for t in trials
+                if TUNE_TRIAL_ID in t.user_attrs
+            }
+            study_id = storage.get_study_id_from_name(self.study_name)
+            self._opened = _Opened(study, storage, study_id, numbers)
+        return self._opened
 
     @property
     def study(self) -> optuna.Study:
-        return self._ot_study
-
-    def suggest(self, trial_id: str) -> dict | None:
-        params = super().suggest(trial_id)
-        self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ID, trial_id)
-        return params
+        return self._open().study
 
     def trial_number(self, trial_id: str) -> int | None:
-        trial = self._ot_trials.get(trial_id)
-        return None if trial is None else trial.number
+        return self._open().numbers.get(trial_id)
 
-    def _finished_in_study(self, trial_id: str) -> bool:
-        return trial_id in self._completed_trials
+    def _live(self, trial_id: str) -> optuna.trial.FrozenTrial | None:
+        """The study's trial of ``trial_id`` while it runs; None if unknown or finished."""
+        opened = self._open()
+        number = opened.numbers.get(trial_id)
+        if number is None:
+            return None
+        storage_id = opened.storage.get_trial_id_from_study_id_trial_number(opened.study_id, number)
+        frozen = opened.storage.get_trial(storage_id)
+        return None if frozen.state.is_finished() else frozen
 
-    def _report(self, trial_id: str, result: dict) -> None:
-        value, step = result.get(self.metric), result.get(self._step_key)
+    def _storage_id(self, frozen: optuna.trial.FrozenTrial) -> int:
+        opened = self._open()
+        return opened.storage.get_trial_id_from_study_id_trial_number(
+            opened.study_id, frozen.number
+        )
+
+    def suggest(self, trial_id: str) -> dict:
+        opened = self._open()
+        trial = opened.study.ask(fixed_distributions=self.space)
+        trial.set_user_attr(TUNE_TRIAL_ID, trial_id)
+        opened.numbers[trial_id] = trial.number
+        return dict(trial.params)
+
+    def _report(self, frozen: optuna.trial.FrozenTrial, result: dict) -> None:
+        value, step = result.get(self.metric), result.get(self.step_key)
         if value is None or step is None or not math.isfinite(float(value)):
             return
         step = int(step)
-        if step > self._last_step.get(trial_id, 0):
-            self._ot_trials[trial_id].report(float(value), step)
-            self._last_step[trial_id] = step
+        if step > max(frozen.intermediate_values, default=0):
+            storage = self._open().storage
+            storage.set_trial_intermediate_value(self._storage_id(frozen), step, float(value))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id not in self._ot_trials or self._finished_in_study(trial_id):
-            return
-        self._report(trial_id, result)
+        frozen = self._live(trial_id)
+        if frozen is not None:
+            self._report(frozen, result)
 
     def note_error(self, trial_id: str, text: str) -> None:
         """Keep a failing trial's error in the study (call before ``on_trial_complete``)."""
-        if trial_id in self._ot_trials and not self._finished_in_study(trial_id):
-            self._ot_trials[trial_id].set_user_attr(ERROR, text[-4000:])
+        frozen = self._live(trial_id)
+        if frozen is not None:
+            storage = self._open().storage
+            storage.set_trial_user_attr(self._storage_id(frozen), ERROR, text[-4000:])
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> TrialState | None:
         """Tell the study how the trial ended; returns that state (None if already told)."""
-        if trial_id not in self._ot_trials or self._finished_in_study(trial_id):
+        frozen = self._live(trial_id)
+        if frozen is None:
             return None
-        ot_trial = self._ot_trials[trial_id]
+        opened = self._open()
         result = result or {}
-        self._report(trial_id, result)
-        value = result.get(self._objective)
+        self._report(frozen, result)
+        value = result.get(self.objective)
+        attrs: dict[str, object] = {}
         if error:
             state, value = TrialState.FAIL, None
         elif result.get(FINAL):
             if value is None or not math.isfinite(float(value)):
-                ot_trial.set_user_attr(ERROR, f"{self._objective} is {value}: training diverged")
+                attrs[ERROR] = f"{self.objective} is {value}: training diverged"
                 state, value = TrialState.FAIL, None
             else:
                 state, value = TrialState.COMPLETE, float(value)
                 if result.get(TRIAL_RESULT):
-                    ot_trial.set_user_attr(RESULT, json.loads(result[TRIAL_RESULT]))
+                    attrs[RESULT] = json.loads(result[TRIAL_RESULT])
         else:
             state, value = TrialState.PRUNED, None
-        self._ot_study.tell(ot_trial, value, state=state)
-        self._completed_trials.add(trial_id)
-        self._last_step.pop(trial_id, None)
+        for key, attr in attrs.items():
+            opened.storage.set_trial_user_attr(self._storage_id(frozen), key, attr)
+        opened.study.tell(frozen.number, value, state=state)
         return state
 
-    def reconcile(self) -> list[int]:
-        """Align this searcher, restored from Tune's last snapshot, with the newer study.
-
-        Trials the study already finished are not told again, and the sampler is seeded anew. Trials left RUNNING that no Tune
-        trial will continue (asked after the snapshot, lost when the driver died) become FAIL;
-        the study keeps them, with the reason in its user attributes. Returns their numbers.
-        """
-        by_number = {t.number: tid for tid, t in self._ot_trials.items()}
-        orphans = []
-        trials = self._ot_study.get_trials(deepcopy=False)
-        self._sampler = self._ot_study.sampler = self._recipe.build(offset=len(trials))
-        for frozen in trials:
-            if frozen.state.is_finished() and frozen.number in by_number:
-                self._completed_trials.add(by_number[frozen.number])
-            elif frozen.state == TrialState.RUNNING and frozen.number not in by_number:
-                orphans.append(frozen.number)
+    def reconcile(self, known: set[str]) -> list[int]:
+        """Fail the study's RUNNING trials that no Tune trial will continue: asked after Tune's
+        last snapshot (``known`` holds the Tune trial ids of that snapshot), then lost when the
+        driver died. The study keeps them, with the reason. Returns their numbers."""
+        study = self.study
+        orphans = [
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get(TUNE_TRIAL_ID) not in known
+        ]
         for number in orphans:
-            self._ot_study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+            study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
         if orphans:
-            previous = self._ot_study.user_attrs.get(ORPHANED, [])
-            self._ot_study.set_user_attr(ORPHANED, sorted({*previous, *orphans}))
-            self._ot_study.set_user_attr(
+            previous = study.user_attrs.get(ORPHANED, [])
+            study.set_user_attr(ORPHANED, sorted({*previous, *orphans}))
+            study.set_user_attr(
                 "orphaned_trials_reason",
                 "asked after Tune's last experiment snapshot, then lost when the driver stopped;"
                 " they never trained",

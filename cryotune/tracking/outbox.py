@@ -37,7 +37,6 @@ DELIVERED_FILE = "mlflow-outbox.delivered"
 RUN_ID_FILE = "mlflow-run-id"
 LOCK_FILE = ".mlflow-outbox.lock"
 RETRY_AFTER_S = 5.0
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"
 
 # MLflow error codes that will not change by retrying: the operation is skipped (and logged) so
 # it does not block the operations behind it forever.
@@ -128,14 +127,9 @@ def _artifact(client, run_id: str, op: dict) -> str:
 
 
 def _table(client, run_id: str, op: dict) -> str:
-    """A JSON table in ``mlflow.log_table``'s format, replaced (log_table would append rows)."""
-    _artifact(client, run_id, op)
-    path = f"{op['dir']}/{Path(op['file']).name}" if op.get("dir") else Path(op["file"]).name
-    logged = json.loads(client.get_run(run_id).data.tags.get(LOGGED_ARTIFACTS_TAG, "[]"))
-    entry = {"path": path, "type": "table"}
-    if entry not in logged:
-        client.set_tag(run_id, LOGGED_ARTIFACTS_TAG, json.dumps([*logged, entry]))
-    return run_id
+    """A JSON table in ``mlflow.log_table``'s format, replaced as a plain artifact: log_table
+    would append rows, and replacing would mean rewriting MLflow's internal artifact tag."""
+    return _artifact(client, run_id, op)
 
 
 OPERATIONS: dict[str, Callable] = {

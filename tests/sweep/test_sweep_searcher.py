@@ -114,3 +114,17 @@ def test_the_lr_grid_spec_runs_every_grid_point_once(data_root, tmp_path):
     lrs = {1e-5, 3e-5, 1e-4, 3e-4, 1e-3}
     assert points["glid/unet"] == {(lr, 5) for lr in lrs}
     assert points["glid/ssl4eo_mae"] == {(lr, d) for lr in lrs for d in (0, 12)}
+
+
+def test_every_pair_of_the_registry_gets_its_own_sampler_seed():
+    from cryotune.data.datasets import DATASETS
+    from cryotune.models.encoders import ENCODERS
+    from cryotune.sweep.searcher import pair_seed
+
+    keys = [f"{d}/{m}" for d in DATASETS for m in ENCODERS]
+    assert len(keys) == 126
+    for seed in (0, 1, 234):
+        seeds = [pair_seed(seed, key) for key in keys]
+        assert len(set(seeds)) == len(keys) and all(0 <= s < 2**32 for s in seeds)
+    assert pair_seed(0, "glid/vit") != pair_seed(0, "gld/unet")  # equal byte sums
+    assert pair_seed(0, "glid/vit") != pair_seed(1, "glid/vit")

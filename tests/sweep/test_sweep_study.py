@@ -1,8 +1,10 @@
-"""StudySearch: how Tune's trial outcomes land in the Optuna study (the fix over Ray 2.60)."""
+"""StudySearch: how Tune's trial outcomes land in the Optuna study, through Optuna's public
+ask/tell and storage API, the study being the only state that survives the driver."""
 
 from __future__ import annotations
 
 import json
+import pickle
 
 import optuna
 import pytest
@@ -17,11 +19,10 @@ SPACE = {"lr": FloatDistribution(1e-5, 1e-2, log=True)}
 
 @pytest.fixture
 def search(tmp_path) -> StudySearch:
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     return StudySearch(
         space=SPACE,
         study_name="s/glid/unet",
-        storage=storage,
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
         sampler=SamplerRecipe(kind="tpe", seed=0, startup_trials=2),
         metric="val_miou",
     )
@@ -89,13 +90,14 @@ def test_a_diverged_final_result_fails(search):
     assert "diverged" in _trial(search, 0).user_attrs["error"]
 
 
-def test_reconcile_fails_orphans_and_skips_trials_the_study_finished(search, tmp_path):
+def test_a_resumed_driver_reopens_the_study_fails_orphans_and_skips_finished_trials(search):
     search.suggest("t1")
-    search.save(str(tmp_path / "snapshot.pkl"))  # Tune's experiment snapshot
+    known = {"t1"}  # the Tune trials of the experiment's last snapshot
     search.suggest("t2")  # asked after the snapshot, then the driver dies
     search.on_trial_complete("t1", result=_epoch(1, 5.0))  # told after the snapshot
-    search.restore(str(tmp_path / "snapshot.pkl"))
-    assert search.reconcile() == [1]
+    search = pickle.loads(pickle.dumps(search))  # a new driver: only the recipe travels
+    assert search.trial_number("t1") == 0 and search.trial_number("t2") == 1
+    assert search.reconcile(known) == [1]
     assert _trial(search, 1).state == TrialState.FAIL
     assert search.study.user_attrs["orphaned_trials"] == [1]
     # The resumed Tune trial t1 replays results: the study already holds it as PRUNED.

@@ -159,8 +159,7 @@ def test_the_sweep_run_holds_the_plan_and_a_leaderboard(store):
     assert rows[0]["val_miou"] >= rows[1]["val_miou"]
     for row in rows:
         assert client.get_run(row["run_id"]).data.tags[names.TAG_MODEL] == row["model"]
-    logged = json.loads(sweep.data.tags["mlflow.loggedArtifacts"])
-    assert {"path": "leaderboard/glid.json", "type": "table"} in logged
+    assert "mlflow.loggedArtifacts" not in sweep.data.tags  # MLflow's own tag is left to it
 
 
 def test_resume_keeps_the_store_it_started_with(tracked_sweep, cryotune, tmp_path):

@@ -49,9 +49,10 @@ class SatlasSwin(SwinEncoder):
             self.in_chans, size.embed_dim, kernel_size=stem.kernel_size, stride=stem.stride
         )
         for module in self.features.modules():
+            buffers = dict(module.named_buffers(recurse=False))
             for name in FIXED_TABLES:
-                if name in module._buffers:
-                    module.register_buffer(name, module._buffers[name], persistent=False)
+                if name in buffers:
+                    module.register_buffer(name, buffers[name], persistent=False)
         stages = [
             (None if i == 0 else self.features[2 * i], list(self.features[2 * i + 1]))
             for i in range(len(size.depths))
