@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= cryotune-demo
 
-.PHONY: install test lint demo bench clean lock
+.PHONY: install test check lint demo bench clean lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/postgres.sh run "$$(mktemp -d)" -- $(BIN)/python -m pytest -q
+
+# The inner loop: ruff and every test that starts no process (no cryotune command, Ray runtime,
+# server or database), on both cores; `make test` runs everything.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n 2 -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,6 +16,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def _trial_choices(field: str) -> list[str]:
+    """The values a TrialConfig Literal field takes, so the flag and the config agree."""
+    from typing import get_args
+
+    from cryotune.config import TrialConfig
+
+    return list(get_args(TrialConfig.model_fields[field].annotation))
+
+
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
@@ -372,14 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=["bf16", "fp32"],
+        choices=_trial_choices("precision"),
         help="on CUDA: bf16 autocast (default) or fp32 as Cryo-Bench ran",
     )
     p.add_argument(
-        "--neck-pool", choices=["floor", "ceil"], help="ViT neck max-pool rounding (floor)"
+        "--neck-pool", choices=_trial_choices("neck_pool"), help="ViT neck max-pool rounding"
     )
     p.add_argument(
-        "--swin-taps", choices=["merged", "stages"], help="GFM-Swin taps (merged, as PANGAEA)"
+        "--swin-taps", choices=_trial_choices("swin_taps"), help="GFM-Swin taps (as PANGAEA)"
     )
     p.add_argument("--out", help="folder for history and metrics JSON")
     p.set_defaults(func=cmd_train)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROTOCOL_DOC = "docs/protocol.md"
-
 
 @dataclass(frozen=True)
 class PaperSetting:
@@ -47,20 +45,16 @@ PAPER_SETTINGS: dict[str, PaperSetting] = {
 }
 
 
-def protocol_record(
-    values: dict[str, object], applies: set[str], paper_view: str | None
-) -> dict[str, object]:
-    """The protocol settings of a trial that act on it, and its departures from the paper.
+def deviations(values: dict[str, object], applies: set[str], paper_view: str) -> list[str]:
+    """The trial's departures from Cryo-Bench, one line each.
 
     ``values`` holds the trial's effective values (precision as computed, the view read);
     ``applies`` names the settings that act on this model; ``paper_view`` is the view
-    Cryo-Bench ran this model on (None: it names none).
+    Cryo-Bench ran this model on (or, where it names none, the one it would have chosen).
     """
     paper = {**{k: s.paper for k, s in PAPER_SETTINGS.items()}, "view": paper_view}
-    effective = {k: values[k] for k in PAPER_SETTINGS if k in applies and k in values}
-    deviations = [
-        f"{k}={v} (Cryo-Bench: {paper[k]}; {PAPER_SETTINGS[k].why})"
-        for k, v in effective.items()
-        if paper[k] is not None and v != paper[k]
+    return [
+        f"{k}={values[k]} (Cryo-Bench: {paper[k]}; {PAPER_SETTINGS[k].why})"
+        for k in PAPER_SETTINGS
+        if k in applies and k in values and values[k] != paper[k]
     ]
-    return {**effective, "deviations": deviations}

@@ -20,6 +20,39 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 CRYOTUNE = (sys.executable, "-m", "cryotune.cli")
 
+# Fixtures that start real processes (the `cryotune` command, a Ray runtime, an MLflow or API
+# server, PostgreSQL): a test using one (or marked so) is an integration test, left out of
+# `make check` and run by `make test`.
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "cryotune",
+        "background",
+        "cryotune_background",
+        "api_sweep",
+        "serve",
+        "finished_sweep",
+        "contract_store",
+        "tracking_server",
+        "tracked_sweep",
+        "postgres",
+        "cluster",
+    }
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "integration: runs the cryotune command, a Ray runtime, a server or a database "
+        "(make test only)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:

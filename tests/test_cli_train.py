@@ -12,6 +12,8 @@ import pytest
 
 from cryotune.data.synth import write_synthetic
 
+pytestmark = pytest.mark.integration  # runs the real `cryotune` command
+
 
 def _cryotune(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("CRYOTUNE_DATA", "CRYOTUNE_WEIGHTS")}

@@ -30,6 +30,7 @@ from cryotune.data.datasets import DatasetSpec
 from cryotune.data.issues import raise_for_errors
 from cryotune.data.layouts import list_pairs
 from cryotune.data.normalize import normalize_channels
+from cryotune.data.readers import decoded_band_count, raster_info
 from cryotune.errors import DataError
 
 CACHE_ENV = "CRYOTUNE_CACHE"
@@ -151,16 +152,19 @@ class TileCache:
         self, spec: DatasetSpec, root: Path, split: str, modalities: tuple[str, ...] = ()
     ) -> tuple[str, dict, list]:
         """(folder name, key document, pairs) for a split as it is on disk now, storing the
-        channels of ``spec.stored_modalities(modalities)``."""
+        channels of ``modalities`` and of every modality all its files can feed (so SAR and
+        RGB-proxy trials on 3-band SICD scenes share one cache)."""
         root = Path(root)
         pairs = list_pairs(spec, root, split)
+        stored = spec.stored_modalities((*modalities, *self._fed_by_all(spec, pairs)))
         listing = []
         for image, mask in pairs:
             for path in (image, mask):
                 st = path.stat()
                 listing.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
-        plan = spec.channel_plan(spec.stored_modalities(modalities))
+        plan = spec.channel_plan(stored)
         document = {
+            "stored": list(stored),
             "version": FORMAT_VERSION,
             "dataset": spec.key,
             "split": split,
@@ -172,11 +176,25 @@ class TileCache:
         }
         return f"{spec.key}-{split}-{_digest(document)[:20]}", document, pairs
 
+    @staticmethod
+    def _fed_by_all(spec: DatasetSpec, pairs: list) -> tuple[str, ...]:
+        """The optional views (beyond the bands every accepted file has) that every image of
+        the split can feed, from the files' headers; an unreadable file feeds none (the build
+        names it)."""
+        optional = [m for m in spec.modalities if max(m.file_bands) >= spec.image.min_bands]
+        if not optional or not pairs:
+            return ()
+        try:
+            fewest = min(decoded_band_count(spec, raster_info(image).count) for image, _ in pairs)
+        except DataError:
+            return ()
+        return tuple(m.name for m in optional if max(m.file_bands) < fewest)
+
     def open(
         self, spec: DatasetSpec, root: Path, split: str, modalities: tuple[str, ...] = ()
     ) -> CachedSplit:
-        """The cached split holding ``modalities`` (and every modality each accepted file can
-        feed), built first if missing or stale; DataError names bad files."""
+        """The cached split holding ``modalities`` (and every view all its files can feed),
+        built first if missing or stale; DataError names bad files."""
         root = Path(root)
         name, document, pairs = self.key(spec, root, split, modalities)
         final = self.cache_dir / name
@@ -187,7 +205,7 @@ class TileCache:
             cached = self._reuse(spec, final)
             if cached is not None:
                 return cached
-            folder = self._publish(spec, root, split, name, document, pairs, modalities)
+            folder = self._publish(spec, root, split, name, document, pairs)
             cached = CachedSplit(spec, folder)
         cached.built_here = True
         return cached
@@ -224,7 +242,7 @@ class TileCache:
         root = Path(root)
         name, document, pairs = self.key(spec, root, split, modalities)
         with self._build_lock(name):
-            return self._publish(spec, root, split, name, document, pairs, modalities)
+            return self._publish(spec, root, split, name, document, pairs)
 
     def _publish(
         self,
@@ -234,13 +252,12 @@ class TileCache:
         name: str,
         document: dict,
         pairs: list,
-        modalities: tuple[str, ...],
     ) -> Path:
         final = self.cache_dir / name
         self._remove_stale_temps()
         temp = self.cache_dir / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            self._build(spec, root, split, pairs, document, temp, modalities)
+            self._build(spec, root, split, pairs, document, temp)
             try:
                 os.rename(temp, final)
             except OSError:
@@ -277,15 +294,15 @@ class TileCache:
         pairs: list,
         document: dict,
         temp: Path,
-        modalities: tuple[str, ...],
     ) -> None:
         temp.mkdir(parents=True)
-        plan = spec.channel_plan(spec.stored_modalities(modalities))
+        stored = tuple(document["stored"])
+        plan = spec.channel_plan(stored)
         issues, shapes, channel_offsets, mask_offsets, ratios = [], [], [], [], []
         channel_total = mask_total = 0
         with open(temp / _CHANNELS, "wb") as channels_out, open(temp / _MASKS, "wb") as masks_out:
             for image, mask_path in pairs:
-                pair = check_pair(spec, image, mask_path, modalities)
+                pair = check_pair(spec, image, mask_path, stored)
                 issues += pair.issues
                 if pair.channels is None or pair.mask is None:
                     continue

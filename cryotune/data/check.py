@@ -100,9 +100,13 @@ def _reason(exc: DataError, path: Path) -> str:
     return str(exc).removeprefix(f"{path}: ")
 
 
-def _band_issues(spec: DatasetSpec, path: Path, count: int, modalities: tuple[str, ...]) -> list:
-    """Too few bands for a read modality is an error; more than Cryo-Bench's files have is a
-    warning (its loaders read the leading bands and ignore the rest, and so does cryotune)."""
+def _band_issues(
+    spec: DatasetSpec, path: Path, count: int, modalities: tuple[str, ...], whole: bool
+) -> list:
+    """Too few bands for a read modality is an error; too few for another view of the dataset
+    is a warning when checking the ``whole`` dataset (models reading that view cannot use the
+    file); more than Cryo-Bench's files have is a warning (its loaders read the leading bands
+    and ignore the rest, and so does cryotune)."""
     fmt = spec.image
     if count < fmt.min_bands:
         return [Issue(str(path), f"has {count} bands; expected {_band_words(spec)}")]
@@ -117,6 +121,19 @@ def _band_issues(spec: DatasetSpec, path: Path, count: int, modalities: tuple[st
                 f"{max(m.file_bands) + 1}; use {max(m.file_bands) + 1}-band files, or a model "
                 f"or --view that reads {', '.join(spec.readable_modalities(decoded))}",
             )
+        ]
+    unread = [m for m in spec.modalities if max(m.file_bands) >= decoded and m.name not in short]
+    if unread and whole:
+        return [
+            Issue(
+                str(path),
+                f"has {count} bands: the {m.name} view ({','.join(m.bands)}) needs "
+                f"{max(m.file_bands) + 1}, so models that read it ("
+                f"{', '.join(k for k, v in spec.paper_views if v == m.name) or 'none by default'}"
+                ") cannot train on this dataset",
+                "warning",
+            )
+            for m in unread[:1]
         ]
     if fmt.max_bands is not None and count > fmt.max_bands:
         return [
@@ -149,7 +166,7 @@ def check_pair(
         return result
     img, msk = infos[image], infos[mask]
     fmt = spec.image
-    result.issues += _band_issues(spec, image, img.count, stored)
+    result.issues += _band_issues(spec, image, img.count, stored, whole=not modalities)
     if img.dtype not in fmt.dtypes:
         result.issues.append(
             Issue(

@@ -408,7 +408,7 @@ _SPECS = (
         ignore_index=255,
         tile_size=512,
         layout=_TILES,
-        image=ImageFormat("GTiff", 2, None, _FLOAT, (-35.0, 5.0), nan_to_zero=True),
+        image=ImageFormat("GTiff", 2, 3, _FLOAT, (-35.0, 5.0), nan_to_zero=True),
         mask=MaskCoding(),
         class_distribution=(0.65, 0.01, 0.025, 0.021, 0.145, 0.132),
         stats_note="Cryo-Bench ai4arctic.yaml (SAR view: bands 1-2) and ai4arctic_rgb.yaml, "

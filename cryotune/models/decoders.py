@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cryotune.errors import DataError, UnknownNameError
+from cryotune.errors import UnknownNameError
 
 UPERNET_CHANNELS = 512
 POOL_SCALES = (1, 2, 3, 6)
@@ -77,14 +77,6 @@ class ViTNeck(nn.Module):
         self.ops = nn.ModuleList(_rescale_op(c, s, pool) for c, s in zip(channels, scales))
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
-        if self.pool == "floor" and 0.5 in self.scales:
-            side = min(features[self.scales.index(0.5)].shape[-2:])
-            if side < 2:
-                raise DataError(
-                    f"the ViT neck's floor max-pool turns a {side}x{side} feature map into "
-                    "nothing: train on larger crops (at least two patches a side) or set "
-                    "neck_pool: ceil (--neck-pool ceil)"
-                )
         return [op(f) for op, f in zip(self.ops, features)]
 
 

@@ -127,7 +127,7 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         "modalities": list(mapping.inputs),
         "view": mapping.view,
         "view_source": mapping.view_source,
-        "paper_view": dataset.paper_view(spec.key),
+        "paper_view": dataset.paper_view(spec.key) or map_bands(dataset, spec.bands, spec.key).view,
         "filled_bands": list(mapping.filled),
         "protocol_settings": sorted(acting),
         "feature_stride": stride,

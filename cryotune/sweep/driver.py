@@ -394,6 +394,7 @@ def _cluster_stores(
 def run_sweep(request: SweepRequest) -> SweepOutcome:
     """Run (or continue) a sweep to its end and return the records of its pairs."""
     import optuna
+    from sqlalchemy.exc import OperationalError
 
     started = time.perf_counter()
     plan, workspace = prepare(request)
@@ -448,7 +449,13 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
             f"interrupted: {', '.join(unfinished)} not finished; repeat the command with --resume"
         )
     wait_s = DEFAULT_WAIT_S if request.tracking_wait_s is None else request.tracking_wait_s
-    tracker.close_ended_runs(plan, workspace.storage_url(plan.spec.optuna_storage))
+    try:
+        tracker.close_ended_runs(plan, workspace.storage_url(plan.spec.optuna_storage))
+    except (OSError, OperationalError, optuna.exceptions.StorageInternalError) as exc:
+        notes.append(
+            f"MLflow: the study store did not answer ({type(exc).__name__}), so runs of trials "
+            "that ended before a driver was killed may still read RUNNING; --resume closes them"
+        )
     notes.append(tracker.where())
     notes += tracker.close(
         "interrupted" if unfinished else "finished", wait_s=0 if unfinished else wait_s

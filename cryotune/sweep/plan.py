@@ -139,7 +139,8 @@ def _fits(dataset_spec, encoder_spec, view: str | None = None) -> bool:
 
 
 def view_notes(plan: SweepPlan) -> list[str]:
-    """One line per pair on a dataset with several views: the view its model reads, and why."""
+    """One line per pair on a dataset whose views Cryo-Bench chose per model (SICD, CaFFe):
+    the view its model reads, and why."""
     from cryotune.data.bands import map_bands
     from cryotune.data.datasets import get_dataset
     from cryotune.models.encoders import ENCODERS
@@ -147,7 +148,7 @@ def view_notes(plan: SweepPlan) -> list[str]:
     notes = []
     for pair in plan.pairs:
         dataset = get_dataset(pair.dataset)
-        if len(dataset.modalities) < 2:
+        if not dataset.paper_views:
             continue
         encoder = ENCODERS[pair.model]
         mapping = map_bands(dataset, encoder.bands, encoder.key, pair.base.view)

@@ -341,13 +341,14 @@ class SweepTracker:
         for pair in plan.pairs:
             if pair.study_name in existing:
                 study = optuna.load_study(study_name=pair.study_name, storage=storage)
-                for trial in study.get_trials(deepcopy=False):
+                for trial in live_trials(study):
                     trial_id = trial.user_attrs.get(TUNE_TRIAL_ID)
                     outcome = TRIAL_OUTCOMES.get(trial.state.name)
                     if trial_id is None or outcome is None:
                         continue
                     box = self._outbox(self.workspace.trials_dir / trial_id)
-                    if (box.last("status") or {}).get("status") != outcome[1]:
+                    last = (box.last("status") or {}).get("status")
+                    if box.has_operations() and last != outcome[1]:
                         self.trial_ended(pair, trial_id, trial.number, trial.state, study)
                         closed += 1
             path = self.workspace.record_path(pair.dataset, pair.model)

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 import cryotune
 from cryotune.config import TrialConfig
 from cryotune.errors import CryotuneError, UsageError
-from cryotune.protocol import protocol_record
+from cryotune.protocol import deviations
 from cryotune.train.metrics import ConfusionMatrix
 from cryotune.train.preview import write_preview
 from cryotune.train.sliding_window import sliding_window_logits
@@ -367,6 +367,9 @@ def run_trial(
         if not math.isfinite(train_loss):
             state.diverged_at_epoch = epoch  # evaluated once more, then the trial ends
         elif epoch % config.val_every and epoch != config.epochs:
+            if ckpt_dir is not None:  # a killed trial resumes from its last epoch
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                _save_last(ckpt_dir / LAST, config, trial, state)
             continue
 
         val = evaluate(model, trial.val_loader, spec, trial.window, runtime, max_batch)
@@ -461,11 +464,10 @@ def trial_protocol(config: TrialConfig, trial: PreparedTrial, runtime: Runtime) 
         "swin_taps": config.swin_taps,
         "view": built["view"],
     }
-    record = protocol_record(values, set(built["protocol_settings"]), built["paper_view"])
     return {
         "precision": runtime.precision,
         "val_every": config.val_every,
-        "deviations": record["deviations"],
+        "deviations": deviations(values, set(built["protocol_settings"]), built["paper_view"]),
     }
 
 

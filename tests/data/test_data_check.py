@@ -183,10 +183,12 @@ def test_a_real_three_band_sicd_scene_loads_in_both_views(synth_copy, tmp_path):
     assert _read(image).shape[0] == 3
     assert check_dataset("sicd", root).ok
     spec = get_dataset("sicd")
-    split = TileCache(tmp_path / "cache").open(spec, root, "train", ("optical",))
+    cache = TileCache(tmp_path / "cache")
+    split = cache.open(spec, root, "train", ("optical",))
     sample = split.sample(0)
     assert sample["sar"].shape[0] == 2 and sample["optical"].shape[0] == 3
     assert np.array_equal(sample["optical"][:2], sample["sar"])
+    assert cache.open(spec, root, "train", ("sar",)).path == split.path  # one cache for both
 
 
 def test_two_band_sicd_scenes_feed_the_sar_view_and_are_refused_for_the_rgb_proxy(
@@ -195,7 +197,10 @@ def test_two_band_sicd_scenes_feed_the_sar_view_and_are_refused_for_the_rgb_prox
     root = synth_copy("sicd")
     for image in root.glob("*/images/*.tif"):
         _rewrite(image, _read(image)[:2])
-    assert check_dataset("sicd", root).ok
+    report = check_dataset("sicd", root)
+    assert report.ok
+    warning = _warnings(report)[str(root / "train" / "images" / "sicd_train_0000.tif")]
+    assert "the optical view (B4,B3,B2) needs 3" in warning and "remoteclip" in warning
     spec = get_dataset("sicd")
     cache = TileCache(tmp_path / "cache")
     assert cache.open(spec, root, "train", ("sar",)).sample(0)["sar"].shape[0] == 2
@@ -208,7 +213,7 @@ def test_a_one_band_sicd_scene_is_refused_naming_the_file(synth_copy):
     image = root / "val" / "images" / "sicd_val_0000.tif"
     _rewrite(image, _read(image)[:1])
     problem = _errors(check_dataset("sicd", root))[str(image)]
-    assert "has 1 bands; expected at least 2 (sar: VV,VH)" in problem
+    assert "has 1 bands; expected 2 to 3 (sar: VV,VH)" in problem
 
 
 def test_what_cryobench_reads_is_accepted_with_a_warning(synth_copy):

@@ -19,7 +19,6 @@ from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock
 from torch import nn
 
 from cryotune.data.bands import BandMapping
-from cryotune.errors import UsageError
 from cryotune.models.encoders.spec import EncoderSpec
 from cryotune.models.encoders.swin import SwinEncoder, swin_size
 
@@ -51,8 +50,6 @@ class GFMSwin(SwinEncoder):
 
     def __init__(self, spec: EncoderSpec, mapping: BandMapping, taps: str = "merged", **overrides):
         size = swin_size(spec, overrides)
-        if taps not in TAP_MODES:
-            raise UsageError(f"--swin-taps {taps}: valid: {', '.join(TAP_MODES)}")
         super().__init__(spec.key, spec, mapping, size, merged_taps=taps == "merged")
         window = int(spec.option("window_size"))
         grid = int(spec.input_size) // self.patch_size

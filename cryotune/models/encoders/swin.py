@@ -3,8 +3,10 @@ one Swin block, the patch merging that opens a stage riding with that stage's fi
 
 Each builder registers the module tree of its official implementation (torchvision's
 ``features`` for SatlasNet, Microsoft Swin's ``patch_embed`` / ``layers`` for GFM), so
-checkpoint names carry over; the encoder runs that tree unit by unit and taps the last unit of
-each tapped stage. Feature maps have ``widths[i]`` channels at stride ``patch * 2**i``.
+checkpoint names carry over; the encoder runs that tree unit by unit and taps each tapped stage
+after its last unit (``widths[i]`` channels at stride ``patch * 2**i``) or, with
+``merged_taps`` (GFM-Swin, as PANGAEA), after the patch merging that follows it
+(``widths[i + 1]`` at stride ``patch * 2**(i + 1)``; the last stage as it is).
 """
 
 from __future__ import annotations
@@ -65,17 +67,13 @@ def swin_size(spec: EncoderSpec, overrides: Mapping[str, object]) -> SwinSize:
 
 class SwinUnit(nn.Module):
     """One depth unit: a Swin block on NHWC tokens, after the stage's patch merging if it opens
-    a stage."""
+    a stage. A container: the encoder runs ``merge`` and ``block`` itself, since a merged tap
+    is read between them."""
 
     def __init__(self, block: nn.Module, merge: nn.Module | None = None):
         super().__init__()
         self.merge = merge
         self.block = block
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        if self.merge is not None:
-            tokens = self.merge(tokens)
-        return self.block(tokens)
 
 
 @dataclass(frozen=True)
