@@ -42,6 +42,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 "task": spec.task,
                 "sensors": list(spec.sensors),
                 "bands": {m.name: list(m.bands) for m in spec.modalities},
+                "paper_views": dict(spec.paper_views),
+                "paper_views_source": spec.paper_views_source or None,
                 "classes": list(spec.classes),
                 "tile_size": spec.tile_size,
                 "root": str(root) if root else None,

@@ -131,6 +131,6 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         "filled_bands": list(mapping.filled),
         "protocol_settings": sorted(acting),
         "feature_stride": stride,
-        **{k: v for k, v in spec.options_for(dataset).items() if k in ("input_res", "res")},
+        **{k: v for k, v in options.items() if k in ("input_res", "res", "run_source")},
     }
     return BuiltModel(model, mapping, spec, input_size, info)

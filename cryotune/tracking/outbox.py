@@ -6,7 +6,10 @@ appended as one JSON line to ``mlflow-outbox.jsonl`` in the run's folder (a tria
 sweep's ``mlflow/`` folder), then delivered in order; ``mlflow-outbox.delivered`` counts the lines
 delivered. Delivery stops at the first failure and leaves the rest for later; after a failure,
 delivery is not tried again for ``retry_after_s`` (unless forced), so a dead server costs a
-training loop one fast failed request every few seconds at most. A lock file serialises the
+training loop one fast failed request every few seconds at most. Only a store that is away or
+overloaded pauses delivery (``transient``); an operation failing for any other reason, refused
+by MLflow or hitting a bug, is skipped with a WARNING naming it, so it never blocks the run's
+later logs. A lock file serialises the
 driver and a worker appending to or delivering the same outbox.
 
 A training loop hands delivery to a ``Courier`` (one background thread per process), so it does
@@ -38,11 +41,6 @@ RUN_ID_FILE = "mlflow-run-id"
 LOCK_FILE = ".mlflow-outbox.lock"
 RETRY_AFTER_S = 5.0
 
-# MLflow error codes that will not change by retrying: the operation is skipped (and logged) so
-# it does not block the operations behind it forever.
-PERMANENT_ERRORS = frozenset(
-    {"INVALID_PARAMETER_VALUE", "INVALID_STATE", "RESOURCE_DOES_NOT_EXIST", "BAD_REQUEST"}
-)
 _FILTERABLE = re.compile(r"^[A-Za-z0-9._/: -]*$")
 
 log = logging.getLogger(__name__)
@@ -143,12 +141,19 @@ OPERATIONS: dict[str, Callable] = {
 }
 
 
-def _permanent(exc: Exception) -> bool:
-    if isinstance(exc, SkippedOperation):
-        return True
+def transient(exc: Exception) -> bool:
+    """Whether delivery may succeed later as it is: the store is away (a connection error, a
+    locked or unreachable database) or overloaded (5xx, 429). Anything else, a refused
+    operation or a bug, will not change by retrying."""
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
 
-    return isinstance(exc, MlflowException) and exc.error_code in PERMANENT_ERRORS
+    if isinstance(exc, OSError | OperationalError):
+        return True
+    if isinstance(exc, MlflowException):
+        status = exc.get_http_status_code()
+        return status >= 500 or status == 429
+    return False
 
 
 class Outbox:
@@ -260,12 +265,19 @@ class Outbox:
                 try:
                     run_id = self._apply(client, run_id, op)
                 except Exception as exc:
-                    if not _permanent(exc):
+                    if transient(exc):
                         self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                         self._retry_at = time.monotonic() + self.retry_after_s
                         log.info("MLflow delivery from %s paused: %s", self.folder, self.last_error)
                         return False
-                    log.warning("MLflow: skipped %s from %s: %s", op.get("kind"), self.folder, exc)
+                    log.warning(
+                        "MLflow: skipped operation %s (#%d) of %s: %s: %s",
+                        op.get("kind"),
+                        index,
+                        self.folder,
+                        type(exc).__name__,
+                        exc,
+                    )
                 self._write(self.delivered_file, str(index + 1))
             self._retry_at = 0.0
             self.last_error = None

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryotune.errors import CryotuneError
 from cryotune.sweep.keys import TUNE_TRIAL_ID
 from cryotune.sweep.status import live_trials
 from cryotune.sweep.storage import masked_url, masked_urls
@@ -52,7 +53,7 @@ from cryotune.tracking.names import (
     TAG_SWEEP,
     TAG_WORKSPACE,
 )
-from cryotune.tracking.outbox import SPOOL_FILE, Outbox
+from cryotune.tracking.outbox import SPOOL_FILE, Outbox, transient
 from cryotune.tracking.trial import trial_run_fields
 from cryotune.tracking.uri import STORE_FILE, artifact_location, sqlite_path, unreachable
 
@@ -184,7 +185,12 @@ class SweepTracker:
         try:
             experiment_id = open_experiment(client, plan.name, uri)
         except Exception as exc:
-            raise unreachable(uri, f"cannot open experiment '{plan.name}': {exc}") from None
+            if transient(exc):
+                raise unreachable(uri, f"cannot open experiment '{plan.name}': {exc}") from None
+            raise CryotuneError(
+                f"MLflow tracking store {masked_url(uri)} refused experiment '{plan.name}': "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         folder = workspace.dir / TRACKING_DIR
         sweep_tags = {
             TAG_LEVEL: LEVEL_SWEEP,

@@ -8,29 +8,34 @@ import json
 NEW_MODELS = ["croma", "spectralgpt", "ramen", "satlas", "gfm_swin", "thor", "prithvi_eo2"]
 
 
-def test_each_added_model_completes_a_smoke_trial_with_random_weights(
-    cryotune, data_root, tmp_path
-):
-    workspace = tmp_path / "runs"
-    done = cryotune(
+def _one_trial_each(cryotune, dataset: str, models: list[str], name: str, data_root, workspace):
+    """The smoke spec on ``dataset``: one one-epoch trial per model, random weights."""
+    return cryotune(
         "sweep",
-        "glid",
+        dataset,
         "--config",
         "sweeps/smoke.yaml",
         "--models",
-        ",".join(NEW_MODELS),
+        ",".join(models),
         "--trials",
         "1",
         "--max-epochs",
         "1",
         "--name",
-        "roster",
+        name,
         "--data-root",
         str(data_root),
         "--workspace",
         str(workspace),
         timeout=900,
     )
+
+
+def test_each_added_model_completes_a_smoke_trial_with_random_weights(
+    cryotune, data_root, tmp_path
+):
+    workspace = tmp_path / "runs"
+    done = _one_trial_each(cryotune, "glid", NEW_MODELS, "roster", data_root, workspace)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for model in NEW_MODELS:
         record = json.loads((workspace / "roster" / "records" / f"glid__{model}.json").read_text())
@@ -45,25 +50,7 @@ def test_sicd_sweeps_an_optical_only_model_on_the_rgb_proxy_and_a_sar_model_on_s
     cryotune, data_root, tmp_path
 ):
     workspace = tmp_path / "runs"
-    done = cryotune(
-        "sweep",
-        "sicd",
-        "--config",
-        "sweeps/smoke.yaml",
-        "--models",
-        "ssl4eo_moco,dofa",
-        "--trials",
-        "1",
-        "--max-epochs",
-        "1",
-        "--name",
-        "views",
-        "--data-root",
-        str(data_root),
-        "--workspace",
-        str(workspace),
-        timeout=900,
-    )
+    done = _one_trial_each(cryotune, "sicd", ["ssl4eo_moco", "dofa"], "views", data_root, workspace)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "sicd/dofa reads sicd view sar (as in Cryo-Bench's runs) -> all VV,VH" in done.stdout
     assert "sicd/ssl4eo_moco reads sicd view optical" in done.stdout

@@ -141,6 +141,50 @@ def test_an_operation_that_can_never_succeed_is_skipped_not_blocking(tmp_path, c
     assert run.data.params["lr"] == "0.1" and run.data.tags["after"] == "yes"
 
 
+class BuggyClient:
+    """A real client whose batch logging has a bug: raises KeyError, as a bug would."""
+
+    def __init__(self, client: MlflowClient):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        if metrics:
+            raise KeyError("step")
+        return self.client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+
+
+def test_a_bug_is_not_an_outage_it_is_skipped_with_a_warning(tmp_path, client, experiment, caplog):
+    outbox = Outbox(tmp_path / "trial")
+    _spool_run(outbox, experiment)
+    outbox.append("tags", tags={"after": "yes"})
+    with caplog.at_level("WARNING", logger="cryotune.tracking.outbox"):
+        assert outbox.deliver(BuggyClient(client))
+    assert outbox.pending() == 0 and outbox.last_error is None
+    (run,) = _runs(client, experiment)
+    assert run.data.tags["after"] == "yes"  # later operations were not blocked
+    assert "skipped operation metrics (#2)" in caplog.text and "KeyError" in caplog.text
+
+
+def test_only_an_absent_or_overloaded_store_is_transient():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos import databricks_pb2 as codes
+    from sqlalchemy.exc import OperationalError
+
+    from cryotune.tracking.outbox import transient
+
+    assert transient(ConnectionRefusedError())
+    assert transient(OperationalError("SELECT 1", {}, Exception("database is locked")))
+    assert transient(MlflowException("busy", error_code=codes.TEMPORARILY_UNAVAILABLE))
+    assert transient(MlflowException("boom", error_code=codes.INTERNAL_ERROR))
+    assert transient(MlflowException("slow down", error_code=codes.REQUEST_LIMIT_EXCEEDED))
+    assert not transient(MlflowException("no", error_code=codes.INVALID_PARAMETER_VALUE))
+    assert not transient(MlflowException("gone", error_code=codes.RESOURCE_DOES_NOT_EXIST))
+    assert not transient(KeyError("step")) and not transient(TypeError())
+
+
 def test_a_line_cut_short_by_a_killed_writer_does_not_swallow_the_next(
     tmp_path, client, experiment
 ):
