@@ -43,9 +43,6 @@ class TrialFootprint:
         """
         embed = encoder.embed_dim or 512
         options = encoder.options_for(dataset)
-        grid = options.get("token_grid")
-        if input_size is not None and "res" in options and "input_res" in options:
-            grid = int(input_size * float(options["input_res"]) / float(options["res"]))
         return cls(
             params=encoder.published_params or 12 * embed * embed * max(encoder.num_blocks, 1),
             num_blocks=encoder.num_blocks,
@@ -54,7 +51,7 @@ class TrialFootprint:
             input_size=input_size,
             batch_size=batch_size,
             patch_size=encoder.patch_size or 16,
-            token_grid=grid,
+            token_grid=encoder.token_grid_for(dataset, input_size),
             token_sets=int(options.get("token_sets", 1)),
         )
 

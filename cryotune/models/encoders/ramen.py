@@ -33,7 +33,7 @@ from cryotune.errors import DataError, UsageError
 from cryotune.models.encoders.base import TokenGrid, ViTEncoder, modality_input
 from cryotune.models.encoders.options import build_size
 from cryotune.models.encoders.position import sincos_1d, sincos_2d, with_class_slot
-from cryotune.models.encoders.spec import EncoderSpec
+from cryotune.models.encoders.spec import EncoderSpec, token_grid
 from cryotune.models.encoders.tokens import init_like_mae
 
 # Cryo-Bench's ramen_monotemporal.yaml: S2 centre wavelengths in nm, and in-range stand-ins for
@@ -257,7 +257,7 @@ def ramen_run_options(dataset) -> dict[str, object]:
         "input_size": input_size,
         "input_res": run.input_res,
         "res": run.res,
-        "token_grid": int(input_size * run.input_res / run.res),
+        "token_grid": token_grid(input_size, run.input_res, run.res),
         "run_source": run.source,
     }
 

@@ -21,6 +21,12 @@ ROSTERS = {
 }
 
 
+def token_grid(input_size: int, input_res: float, res: float) -> int:
+    """Tokens per side of an input of ``input_size`` px at GSD ``input_res`` resampled to ``res``
+    (PANGAEA's RAMEN ``effective_size``)."""
+    return int(input_size * input_res / res)
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     """One encoder: architecture facts, bands per modality, checkpoint and provenance.
@@ -66,6 +72,15 @@ class EncoderSpec:
         if dataset is None or self.per_dataset is None:
             return self.options
         return MappingProxyType({**self.options, **self.per_dataset(dataset)})
+
+    def token_grid_for(self, dataset: DatasetSpec | None, input_size: int | None) -> int | None:
+        """Tokens per side where that is not input / patch: RAMEN's grid is the input scaled by
+        input_res / res; otherwise the ``token_grid`` option, if any."""
+        options = self.options_for(dataset)
+        if input_size is not None and "res" in options and "input_res" in options:
+            return token_grid(input_size, float(options["input_res"]), float(options["res"]))
+        grid = options.get("token_grid")
+        return None if grid is None else int(grid)
 
     def input_size_for(self, dataset: DatasetSpec | None) -> int | None:
         """Crop and sliding-window size on ``dataset``; None: whole tiles (the U-Net)."""
