@@ -268,6 +268,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         hint = " (continue with --resume)" if detail.state == "interrupted" else ""
         print(f"{detail.name}: {detail.state}{hint} ({detail.location})")
         print(format_table(STATUS_HEADERS, status_rows([p.model_dump() for p in detail.pairs])))
+        for pair in detail.pairs:
+            if pair.record_error:
+                print(f"  {pair.record_error}")
     return 0
 
 
@@ -286,6 +289,8 @@ def cmd_best(args: argparse.Namespace) -> int:
         return 0
     print(format_table(RECORD_HEADERS, record_rows(records)))
     print(f"best: {records[0]['repeat_command']}")
+    for problem in query.unreadable(args.dataset) if args.model is None else []:
+        print(f"cryotune: warning: {problem}", file=sys.stderr)
     return 0
 
 

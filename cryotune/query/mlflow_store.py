@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from cryotune.errors import CryotuneError, NotFoundError, UsageError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
+from cryotune.sweep.records import UNREADABLE
 from cryotune.tracking.names import (
     LEVEL_PAIR,
     LEVEL_SWEEP,
@@ -55,6 +57,9 @@ retry for minutes when a tracking server is away, so a reader answers at once.""
 _PAGE = 1000
 _RUN_STATES = {"RUNNING": STATE_RUNNING, "FINISHED": STATE_FINISHED}
 _TRIAL_STATES = (STATUS_COMPLETED, STATUS_PRUNED, STATUS_FAILED, STATUS_RUNNING)
+
+
+log = logging.getLogger(__name__)
 
 
 class MlflowSource:
@@ -100,7 +105,11 @@ class MlflowSource:
             if tags.get(TAG_STATE) != STATE_FINISHED:
                 continue
             record = self._artifact(run.info.run_id, RECORD_ARTIFACT)
-            if record is not None:
+            if record is not None and record.get("status") == UNREADABLE:
+                records.append(
+                    {**record, "dataset": tags.get(TAG_DATASET), "model": tags.get(TAG_MODEL)}
+                )
+            elif record is not None:
                 ids = {"mlflow_pair_run_id": run.info.run_id, **(record.get("ids") or {})}
                 if not ids.get("mlflow_run_id"):
                     ids["mlflow_run_id"] = self._trial_run_id(run, ids.get("optuna_trial_number"))
@@ -161,8 +170,12 @@ class MlflowSource:
             try:
                 local = self._client.download_artifacts(run_id, path, tmp)
                 data = json.loads(Path(local).read_text())
-            except (MlflowException, OSError, json.JSONDecodeError):
+            except (MlflowException, OSError):
                 data = None
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                reason = f"MLflow run {run_id} {path}: unreadable record ({exc})"
+                log.warning("%s", reason)
+                data = {"status": UNREADABLE, "error": reason}
         with self._lock:
             self._artifacts[(run_id, path)] = data
         return data

@@ -61,6 +61,9 @@ class PairSummary(TrialCounts):
     best_config: BestSoFar | None
     elapsed_s: float
     mlflow_run_id: str | None = Field(None, description="the pair's MLflow run")
+    record_error: str | None = Field(
+        None, description="the pair's record exists but cannot be read: the file and why"
+    )
 
 
 class SweepSummary(BaseModel):
@@ -155,4 +158,7 @@ class Leaderboard(BaseModel):
     later_reference: str = Field("", description="where later_frozen_miou comes from")
     protocol: str = Field(
         PROTOCOL_DOC, description="cryotune's protocol beside Cryo-Bench's, point by point"
+    )
+    unreadable_records: list[str] = Field(
+        [], description="record files of this dataset that cannot be read, and what is wrong"
     )

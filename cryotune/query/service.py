@@ -27,6 +27,7 @@ from cryotune.reference import (
     later_frozen_miou,
     paper_frozen_miou,
 )
+from cryotune.sweep.records import UNREADABLE
 
 
 class Source(Protocol):
@@ -62,9 +63,11 @@ class Query:
         return self.source.sweep(name)
 
     def best_records(self, dataset: str) -> list[BestRecord]:
-        """Each model's best complete record on a dataset over every sweep, best first."""
         best: dict[str, BestRecord] = {}
+        unreadable = []
         for raw in self.source.records(dataset):
+            if raw.get("status") == UNREADABLE:
+                unreadable.append(raw["error"])
             if raw.get("status") != "complete":
                 continue
             record = _record(raw)
@@ -72,13 +75,22 @@ class Query:
             if current is None or record.val_miou > current.val_miou:
                 best[record.model] = record
         if not best:
+            if unreadable:
+                raise DataError(f"no readable record of {dataset}: " + "; ".join(unreadable))
             with_results = {r["dataset"] for r in self.source.records() if "dataset" in r}
             raise NotFoundError("dataset", dataset, with_results, self.source.where)
         return sorted(best.values(), key=lambda r: -r.val_miou)
 
+    def unreadable(self, dataset: str) -> list[str]:
+        """The record files of ``dataset`` that cannot be read, each with what is wrong."""
+        return [r["error"] for r in self.source.records(dataset) if r.get("status") == UNREADABLE]
+
     def best(self, dataset: str, model: str) -> BestRecord:
         records = {r.model: r for r in self.best_records(dataset)}
         if model not in records:
+            damaged = [e for e in self.unreadable(dataset) if f"__{model}.json" in e]
+            if damaged:
+                raise DataError("; ".join(damaged))
             raise NotFoundError("model", model, records, f"the {dataset} results")
         return records[model]
 
@@ -88,6 +100,7 @@ class Query:
             entries=[_entry(r) for r in self.best_records(dataset)],
             paper_reference=PAPER_SOURCE,
             later_reference=LATER_SOURCE,
+            unreadable_records=self.unreadable(dataset),
         )
 
 

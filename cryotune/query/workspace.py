@@ -7,17 +7,16 @@ while a sweep is running, from any process, without the driver.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from cryotune.errors import DataError, NotFoundError
+from cryotune.errors import NotFoundError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
 from cryotune.sweep.keys import RESULT
-from cryotune.sweep.records import read_records
+from cryotune.sweep.records import UNREADABLE, read_record, read_records
 from cryotune.sweep.status import live_trials, summarize_study
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
 
@@ -49,10 +48,7 @@ class WorkspaceSource:
         return self._detail(workspaces[name])
 
     def records(self, dataset: str | None = None) -> list[dict]:
-        try:
-            return read_records(self.root, dataset)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"a record in {self.root} is not valid JSON: {exc}") from None
+        return read_records(self.root, dataset)
 
     def _storage(self, url: str) -> optuna.storages.RDBStorage:
         with self._lock:
@@ -88,9 +84,10 @@ class WorkspaceSource:
             study = studies.get(pair["study_name"])
             trials = live_trials(study)
             times += [t for trial in trials for t in _trial_times(trial)]
-            record = _read_record(records[pair["key"]])
+            path = records[pair["key"]]
+            record = read_record(path) if path.exists() else None
             if record is not None:
-                times.append(_mtime(records[pair["key"]]))
+                times.append(_mtime(path))
             pairs.append(_pair(pair, study, trials, record, driver is not None))
         finished = all(p.finished for p in pairs)
         state = "finished" if finished else "running" if driver is not None else "interrupted"
@@ -133,6 +130,9 @@ def _pair(
         best_config=_best_so_far(best) if best is not None else None,
         elapsed_s=status.elapsed_s,
         mlflow_run_id=((record or {}).get("ids") or {}).get("mlflow_pair_run_id"),
+        record_error=(record or {}).get("error")
+        if (record or {}).get("status") == UNREADABLE
+        else None,
     )
 
 
@@ -143,15 +143,6 @@ def _best_so_far(trial: FrozenTrial) -> BestSoFar:
         depth=config.get("depth", trial.params.get("depth")),
         study_trial=trial.number,
     )
-
-
-def _read_record(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _mtime(path: Path) -> dt.datetime:

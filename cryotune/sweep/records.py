@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from cryotune.sweep.workspace import SweepWorkspace, list_sweeps, write_json_ato
 
 if TYPE_CHECKING:
     from cryotune.tracking.sweep import SweepTracker
+
+log = logging.getLogger(__name__)
 
 RECORD_SCHEMA = 1
 
@@ -241,19 +244,38 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
     }
 
 
+UNREADABLE = "unreadable"
+
+
+def read_record(path: Path) -> dict:
+    """A record file, or a stand-in of status ``unreadable`` naming the file and what is wrong
+    (logged), so one damaged file is reported where its pair is shown instead of hiding it."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not {"dataset", "model", "status"} <= set(record):
+            raise ValueError("not a best-config record (dataset, model or status missing)")
+        return record
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        reason = f"{path}: unreadable record ({type(exc).__name__}: {exc})"
+        log.warning("%s", reason)
+        dataset, _, model = path.stem.partition("__")
+        return {"status": UNREADABLE, "dataset": dataset, "model": model, "error": reason}
+
+
 def read_records(
     root: str | Path | None, dataset: str | None = None, model: str | None = None
 ) -> list[dict]:
-    """Every record in the workspace (all sweeps), optionally of one dataset and model."""
+    """Every record in the workspace (all sweeps), optionally of one dataset and model;
+    unreadable files come as ``read_record``'s stand-ins."""
     records = []
     for workspace in list_sweeps(root):
         for path in sorted(workspace.records_dir.glob("*.json")):
-            record = json.loads(path.read_text())
+            record = read_record(path)
             if dataset is not None and record.get("dataset") != dataset:
                 continue
             if model is not None and record.get("model") != model:
                 continue
-            records.append({**record, "record_file": str(path)})
+            records.append({"sweep": workspace.name, **record, "record_file": str(path)})
     return records
 
 

@@ -90,7 +90,9 @@ def status_rows(pairs: list[dict]) -> list[tuple]:
             p["running"],
             "-" if p["best_val_miou"] is None else f"{p['best_val_miou']:.2f}",
             format_elapsed(p["elapsed_s"]),
-            "finished" if p["finished"] else ("running" if p["running"] else "waiting"),
+            ("finished, record unreadable" if p.get("record_error") else "finished")
+            if p["finished"]
+            else ("running" if p["running"] else "waiting"),
         )
         for p in pairs
     ]

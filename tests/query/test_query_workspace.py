@@ -88,3 +88,24 @@ def test_status_and_best_commands_print_tables(finished_workspace, capsys):
     assert record["model"] == "unet" and record["paper_frozen_miou"] == 91.58
     assert main(["best", "glid", "--model", "vit", "--workspace", str(finished_workspace)]) == 2
     assert "models there: unet" in capsys.readouterr().err
+
+
+def test_a_corrupt_record_is_reported_where_its_pair_is_shown(finished_workspace, tmp_path, capsys):
+    import shutil
+
+    from cryotune.errors import DataError
+
+    workspace = tmp_path / "runs"
+    shutil.copytree(finished_workspace, workspace)
+    record = workspace / SWEEP / "records" / "glid__unet.json"
+    record.write_text(record.read_text()[:40])  # cut short, as a full disk would leave it
+    query = open_query(workspace)
+    (pair,) = query.sweep(SWEEP).pairs
+    assert pair.finished and str(record) in pair.record_error
+    with pytest.raises(DataError, match=f"{record}: unreadable record"):
+        query.best_records("glid")
+    assert main(["status", "--workspace", str(workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "finished, record unreadable" in out and str(record) in out
+    assert main(["best", "glid", "--workspace", str(workspace)]) == 1
+    assert str(record) in capsys.readouterr().err
