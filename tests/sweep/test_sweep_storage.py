@@ -123,7 +123,14 @@ def test_sweep_on_postgres_and_shared_storage_resumes_from_there(
             break
         time.sleep(0.3)
     assert driver.poll() is None, first_log.read_text()[-3000:]
-    time.sleep(2.5)  # one more snapshot of the experiment, with the finished trial in it
+    finished_at = time.time()  # wait for Tune's next snapshot, which holds the finished trial
+    while (
+        driver.poll() is None
+        and time.monotonic() < deadline
+        and max(p.stat().st_mtime for p in (storage / name).glob("experiment_state-*.json"))
+        <= finished_at
+    ):
+        time.sleep(0.2)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     finished_before = {

@@ -6,10 +6,15 @@ import numpy as np
 
 from cryotune.tracking import plots
 
-PNG = b"\x89PNG\r\n\x1a\n"
+
+def _picture(path) -> np.ndarray:
+    """The PNG decoded as a viewer would (height, width, channels)."""
+    from matplotlib import image
+
+    return image.imread(path)
 
 
-def test_every_plot_is_a_png_even_from_sparse_data(tmp_path):
+def test_every_plot_is_a_picture_even_from_sparse_data(tmp_path):
     confusion = plots.confusion_matrix_png(
         [[5, 1, 0], [0, 0, 0], [2, 0, 9]], ["a", "never seen", "c"], tmp_path / "c.png", "t"
     )
@@ -31,4 +36,8 @@ def test_every_plot_is_a_png_even_from_sparse_data(tmp_path):
     )
     preview = plots.prediction_preview_png(tmp_path / "preview.npz", tmp_path / "p.png", "t")
     for path in (confusion, history, lr, empty, preview):
-        assert path.read_bytes()[:8] == PNG
+        picture = _picture(path)
+        assert picture.ndim == 3 and min(picture.shape[:2]) >= 200, path.name
+        assert len(np.unique(picture.reshape(-1, picture.shape[-1]), axis=0)) > 8, path.name
+    # the preview shows the image, the label and the prediction side by side
+    assert _picture(preview).shape[1] > 2 * _picture(preview).shape[0]
