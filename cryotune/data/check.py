@@ -124,16 +124,16 @@ def _band_issues(
         ]
     unread = [m for m in spec.modalities if max(m.file_bands) >= decoded and m.name not in short]
     if unread and whole:
+        m = unread[0]
+        readers = ", ".join(k for k, v in spec.paper_views if v == m.name) or "none by default"
         return [
             Issue(
                 str(path),
                 f"has {count} bands: the {m.name} view ({','.join(m.bands)}) needs "
-                f"{max(m.file_bands) + 1}, so models that read it ("
-                f"{', '.join(k for k, v in spec.paper_views if v == m.name) or 'none by default'}"
-                ") cannot train on this dataset",
+                f"{max(m.file_bands) + 1}, so models that read it ({readers}) cannot train on "
+                "this dataset",
                 "warning",
             )
-            for m in unread[:1]
         ]
     if fmt.max_bands is not None and count > fmt.max_bands:
         return [

@@ -226,56 +226,37 @@ def _views(**lists: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple((model, view) for view, models in lists.items() for model in models)
 
 
-# Cryo-Bench's README run lists (pangaea-bench/README.md, commit 41b6115). SICD: the RGB loop
-# (dataset=ai4arctic_rgb) and the SAR loop (ai4arctic_terramind). terramind_large is in both
-# loops, but the paper-era TerraMind config reads S2L2A only, so its SAR run saw zeros: the RGB
-# run is the one with signal. U-Net is in neither loop; the later README runs it on sicd_rgb.
+# Cryo-Bench's README run lists (pangaea-bench/README.md, commit 41b6115). The encoders both
+# datasets ran on their optical view (CaFFe's zone_mapping_optical loop):
+_OPTICAL_RUNS = (
+    "gfm_swin",
+    "prithvi",
+    "remoteclip",
+    "satlas",
+    "scalemae",
+    "spectralgpt",
+    "ssl4eo_moco",
+    "ssl4eo_dino",
+    "ssl4eo_data2vec",
+    "vit",
+    "unet",
+)
+# SICD: the RGB loop (ai4arctic_rgb) adds ssl4eo_mae and terramind; terramind_large is in the SAR
+# loop too, but the paper-era TerraMind config reads S2L2A only, so its SAR run saw zeros. U-Net
+# is in neither loop; the later README runs it on sicd_rgb.
 _SICD_VIEWS = _views(
-    optical=(
-        "vit",
-        "gfm_swin",
-        "prithvi",
-        "remoteclip",
-        "satlas",
-        "scalemae",
-        "spectralgpt",
-        "ssl4eo_moco",
-        "ssl4eo_dino",
-        "ssl4eo_mae",
-        "ssl4eo_data2vec",
-        "terramind",
-        "unet",
-    ),
-    sar=("dofa", "croma", "ramen"),
+    optical=(*_OPTICAL_RUNS, "ssl4eo_mae", "terramind"), sar=("dofa", "croma", "ramen")
 )
 _SICD_VIEWS_SOURCE = (
-    "Cryo-Bench pangaea-bench/README.md run lists (ai4arctic_rgb: vit_scratch gfmswin prithvi "
-    "remoteclip satlasnet_si scalemae spectralgpt ssl4eo_moco ssl4eo_dino ssl4eo_mae_optical "
-    "ssl4eo_data2vec terramind_large; ai4arctic_terramind: dofa terramind_large croma_sar "
-    "ramen_monotemporal); U-Net from the later README's sicd_rgb command"
+    "Cryo-Bench pangaea-bench/README.md, the ai4arctic_rgb and ai4arctic_terramind loops; U-Net "
+    "from the later README's sicd_rgb command"
 )
-# CaFFe: zone_mapping_optical and zone_mapping_sar encoder lists of the same README.
+# CaFFe: the zone_mapping_optical and zone_mapping_sar loops of the same README.
 _CAFFE_VIEWS = _views(
-    optical=(
-        "gfm_swin",
-        "prithvi",
-        "remoteclip",
-        "satlas",
-        "scalemae",
-        "spectralgpt",
-        "ssl4eo_moco",
-        "ssl4eo_dino",
-        "ssl4eo_data2vec",
-        "vit",
-        "unet",
-    ),
-    sar=("croma", "dofa", "ssl4eo_mae", "terramind", "ramen"),
+    optical=_OPTICAL_RUNS, sar=("croma", "dofa", "ssl4eo_mae", "terramind", "ramen")
 )
 _CAFFE_VIEWS_SOURCE = (
-    "Cryo-Bench pangaea-bench/README.md CaFFe loops (zone_mapping_optical: gfmswin prithvi "
-    "remoteclip satlasnet_si scalemae spectralgpt ssl4eo_moco ssl4eo_dino ssl4eo_data2vec "
-    "vit_scratch unet_encoder; zone_mapping_sar: croma_sar dofa ssl4eo_mae_sar terramind_large "
-    "ramen_monotemporal)"
+    "Cryo-Bench pangaea-bench/README.md, the zone_mapping_optical and zone_mapping_sar loops"
 )
 
 

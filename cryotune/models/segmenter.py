@@ -92,6 +92,9 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
             "1x1 pooling needs at least 2 tiles per training batch; valid: 2 or more"
         )
     mapping = map_bands(dataset, spec.bands, spec.key, config.view)
+    default_view = (
+        mapping.view if config.view is None else map_bands(dataset, spec.bands, spec.key).view
+    )
     choices = {"taps": config.swin_taps} if spec.option("tap_modes") else {}
     encoder = spec.builder(spec, mapping, **choices)
     weights = _load_weights(encoder, spec, config.weights)
@@ -127,7 +130,7 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         "modalities": list(mapping.inputs),
         "view": mapping.view,
         "view_source": mapping.view_source,
-        "paper_view": dataset.paper_view(spec.key) or map_bands(dataset, spec.bands, spec.key).view,
+        "paper_view": dataset.paper_view(spec.key) or default_view,
         "filled_bands": list(mapping.filled),
         "protocol_settings": sorted(acting),
         "feature_stride": stride,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -66,6 +66,7 @@ class _Opened:
     storage: optuna.storages.BaseStorage
     study_id: int
     numbers: dict[str, int]
+    storage_ids: dict[str, int] = field(default_factory=dict)
 
 
 class StudySearch:
@@ -124,21 +125,20 @@ class StudySearch:
     def trial_number(self, trial_id: str) -> int | None:
         return self._open().numbers.get(trial_id)
 
-    def _live(self, trial_id: str) -> optuna.trial.FrozenTrial | None:
-        """The study's trial of ``trial_id`` while it runs; None if unknown or finished."""
+    def _live(self, trial_id: str) -> tuple[int, optuna.trial.FrozenTrial] | None:
+        """The storage id and state of ``trial_id``'s study trial while it runs; None if
+        unknown or finished."""
         opened = self._open()
         number = opened.numbers.get(trial_id)
         if number is None:
             return None
-        storage_id = opened.storage.get_trial_id_from_study_id_trial_number(opened.study_id, number)
+        if trial_id not in opened.storage_ids:
+            opened.storage_ids[trial_id] = opened.storage.get_trial_id_from_study_id_trial_number(
+                opened.study_id, number
+            )
+        storage_id = opened.storage_ids[trial_id]
         frozen = opened.storage.get_trial(storage_id)
-        return None if frozen.state.is_finished() else frozen
-
-    def _storage_id(self, frozen: optuna.trial.FrozenTrial) -> int:
-        opened = self._open()
-        return opened.storage.get_trial_id_from_study_id_trial_number(
-            opened.study_id, frozen.number
-        )
+        return None if frozen.state.is_finished() else (storage_id, frozen)
 
     def suggest(self, trial_id: str) -> dict:
         opened = self._open()
@@ -147,37 +147,37 @@ class StudySearch:
         opened.numbers[trial_id] = trial.number
         return dict(trial.params)
 
-    def _report(self, frozen: optuna.trial.FrozenTrial, result: dict) -> None:
+    def _report(self, live: tuple[int, optuna.trial.FrozenTrial], result: dict) -> None:
+        storage_id, frozen = live
         value, step = result.get(self.metric), result.get(self.step_key)
         if value is None or step is None or not math.isfinite(float(value)):
             return
         step = int(step)
         if step > max(frozen.intermediate_values, default=0):
-            storage = self._open().storage
-            storage.set_trial_intermediate_value(self._storage_id(frozen), step, float(value))
+            self._open().storage.set_trial_intermediate_value(storage_id, step, float(value))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        frozen = self._live(trial_id)
-        if frozen is not None:
-            self._report(frozen, result)
+        live = self._live(trial_id)
+        if live is not None:
+            self._report(live, result)
 
     def note_error(self, trial_id: str, text: str) -> None:
         """Keep a failing trial's error in the study (call before ``on_trial_complete``)."""
-        frozen = self._live(trial_id)
-        if frozen is not None:
-            storage = self._open().storage
-            storage.set_trial_user_attr(self._storage_id(frozen), ERROR, text[-4000:])
+        live = self._live(trial_id)
+        if live is not None:
+            self._open().storage.set_trial_user_attr(live[0], ERROR, text[-4000:])
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> TrialState | None:
         """Tell the study how the trial ended; returns that state (None if already told)."""
-        frozen = self._live(trial_id)
-        if frozen is None:
+        live = self._live(trial_id)
+        if live is None:
             return None
+        storage_id, frozen = live
         opened = self._open()
         result = result or {}
-        self._report(frozen, result)
+        self._report(live, result)
         value = result.get(self.objective)
         attrs: dict[str, object] = {}
         if error:
@@ -193,7 +193,7 @@ class StudySearch:
         else:
             state, value = TrialState.PRUNED, None
         for key, attr in attrs.items():
-            opened.storage.set_trial_user_attr(self._storage_id(frozen), key, attr)
+            opened.storage.set_trial_user_attr(storage_id, key, attr)
         opened.study.tell(frozen.number, value, state=state)
         return state
 
