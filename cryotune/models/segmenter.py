@@ -66,17 +66,25 @@ def _load_weights(encoder: Encoder, spec: EncoderSpec, config_weights: str | Non
     return {"weights": str(path), "weights_sha256": load_encoder_weights(encoder, spec, path)}
 
 
-def check_crop(built: BuiltModel, crop: int | None, neck_pool: str) -> None:
-    """Refuse, before any epoch, a crop whose feature map the floor neck would pool to nothing."""
-    if crop is None or neck_pool != "floor" or "neck_pool" not in built.info["protocol_settings"]:
+def feature_stride(spec: EncoderSpec, dataset: DatasetSpec) -> float:
+    """Input pixels per feature-map cell: the patch, or RAMEN's res / input_res."""
+    options = spec.options_for(dataset)
+    return spec.patch_size or float(options.get("res", 1)) / float(options.get("input_res", 1))
+
+
+def check_crop(spec: EncoderSpec, dataset: DatasetSpec, crop: int | None, neck_pool: str) -> None:
+    """Refuse, before any compute, a crop whose feature map the floor neck would pool to
+    nothing (pyramid encoders have patches of 4 px or none, so the minimum crop of 8 passes)."""
+    if crop is None or neck_pool != "floor":
         return
-    stride = built.info["feature_stride"]
+    stride = feature_stride(spec, dataset)
     if crop // stride < 2:
+        side = int(crop // stride)
         raise UsageError(
-            f"--crop-size {crop}: {built.spec.key} gives a {int(crop // stride)}x"
-            f"{int(crop // stride)} feature map, which the ViT neck's floor max-pool (as in "
-            f"PANGAEA) turns into nothing; valid: a crop of at least {int(2 * stride)} px, or "
-            "--neck-pool ceil"
+            f"--crop-size {crop} (trial.crop_size): {spec.key} gives a {side}x{side} feature "
+            "map, which the ViT neck's floor max-pool (as in PANGAEA) turns into nothing; "
+            f"valid: a crop of at least {int(2 * stride)} px, or --neck-pool ceil "
+            "(trial.neck_pool)"
         )
 
 
@@ -108,7 +116,6 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
     )
     input_size = spec.input_size_for(dataset)
     options = spec.options_for(dataset)
-    stride = spec.patch_size or float(options.get("res", 1)) / float(options.get("input_res", 1))
     acting = {"val_every", "precision", "view"}
     if decoder_key == "upernet" and not encoder.is_pyramid:
         acting.add("neck_pool")
@@ -133,7 +140,7 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         "paper_view": dataset.paper_view(spec.key) or default_view,
         "filled_bands": list(mapping.filled),
         "protocol_settings": sorted(acting),
-        "feature_stride": stride,
+        "feature_stride": feature_stride(spec, dataset),
         **{k: v for k, v in options.items() if k in ("input_res", "res", "run_source")},
     }
     return BuiltModel(model, mapping, spec, input_size, info)

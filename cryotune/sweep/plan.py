@@ -261,6 +261,7 @@ def plan_sweep(
     """Resolve a spec and command-line choices into pairs, checking names, data and weights."""
     from cryotune.data.datasets import get_dataset
     from cryotune.models.encoders import ENCODERS
+    from cryotune.models.segmenter import check_crop
 
     datasets = list(dict.fromkeys(datasets))
     for key in datasets:
@@ -283,6 +284,12 @@ def plan_sweep(
             data_root=roots[dataset],
             depth=space.fixed.get("depth", 0),
             **fixed,
+        )
+        check_crop(
+            encoder,
+            get_dataset(dataset),
+            base.crop_size or encoder.input_size_for(get_dataset(dataset)),
+            base.neck_pool,
         )
         trials = spec.budget.trials if spec.budget.trials is not None else space.grid_size()
         plans.append(PairPlan(name, dataset, model, space, base, trials))

@@ -251,7 +251,7 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
             splits["train"].class_ratios, config.label_fraction, config.seed
         )
     crop_size = train_crop_size(config.crop_size, built.input_size, splits["train"], spec.tile_size)
-    check_crop(built, crop_size, config.neck_pool)
+    check_crop(built.spec, spec, crop_size, config.neck_pool)
     train_data = SegmentationData(
         splits["train"], built.mapping, crop_size=crop_size, train=True, indices=indices
     )

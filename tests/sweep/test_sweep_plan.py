@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cryotune.errors import DataError, UnknownNameError, UsageError, WeightsError
 from cryotune.sweep.plan import identity_differences, plan_sweep, select_models
-from cryotune.sweep.spec import SweepSpec
+from cryotune.sweep.spec import SweepSpec, load_spec, with_overrides
+
+SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 
 
 def test_a_sicd_sweep_plans_every_paper_model_on_the_view_cryobench_ran_it_on():
@@ -51,6 +55,14 @@ def test_pairs_resolve_data_roots_depth_and_budget(data_root):
     assert config.data_root == str((data_root / "glid").resolve())
     per_key = plan_sweep(spec, "p", ["glid"], ["unet"], [f"glid={data_root / 'glid'}"], "random")
     assert per_key.data_roots == {"glid": str((data_root / "glid").resolve())}
+
+
+def test_a_crop_the_paper_neck_would_pool_to_nothing_is_refused_before_the_sweep(data_root):
+    spec = load_spec(SWEEPS / "smoke.yaml")  # 32 px crops: one 32 px patch of RemoteCLIP
+    with pytest.raises(UsageError, match=r"--crop-size 32 \(trial.crop_size\): remoteclip"):
+        plan_sweep(spec, "p", ["glid"], ["unet", "remoteclip"], [str(data_root)], "random")
+    ceil = with_overrides(spec, **{"trial": {**spec.trial, "neck_pool": "ceil"}})
+    assert len(plan_sweep(ceil, "p", ["glid"], ["remoteclip"], [str(data_root)], "random").pairs)
 
 
 def test_missing_data_and_weights_fail_before_the_sweep(data_root, tmp_path, monkeypatch):

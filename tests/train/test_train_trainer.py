@@ -194,7 +194,9 @@ def test_vit_trains_on_crops_and_evaluates_with_sliding_windows(config):
 def test_a_crop_the_paper_neck_would_pool_to_nothing_is_refused_before_training(config):
     cfg = config.model_copy(update={"model": "ssl4eo_mae", "weights": "random", "epochs": 1})
     epochs = []
-    with pytest.raises(UsageError, match="--crop-size 16: ssl4eo_mae gives a 1x1.*32 px"):
+    with pytest.raises(
+        UsageError, match=r"--crop-size 16 \(trial.crop_size\): ssl4eo_mae gives a 1x1.*32 px"
+    ):
         run_trial(cfg, on_epoch=epochs.append)
     assert epochs == []
 
