@@ -192,6 +192,7 @@ def _non_negative(value: str) -> float:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from cryotune.documents.record import PairRecord
     from cryotune.sweep.driver import SweepRequest, run_sweep
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
@@ -224,18 +225,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(note)
     print(f"sweep '{outcome.name}' in {outcome.dir}: {outcome.seconds:.0f} s")
     print(format_table(RECORD_HEADERS, record_rows(outcome.records)))
-    complete = [r for r in outcome.records if r.get("status") == "complete"]
+    complete = [r for r in outcome.records if isinstance(r, PairRecord) and r.complete]
     if complete:
         print("repeat a best config with:")
         for record in complete:
-            lacks = record.get("repeat_command_lacks")
+            lacks = record.repeat_command_lacks
             also = f"  # also set: {', '.join(lacks)}" if lacks else ""
-            print(f"  {record['repeat_command']}{also}")
+            print(f"  {record.repeat_command}{also}")
     return 0 if len(complete) == len(outcome.records) and not outcome.unfinished else 1
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
-    from cryotune.sweep.storage import masked_url
+    from cryotune.masking import masked_url
     from cryotune.tracking.server import run_ui, ui_server
 
     def ready(server) -> None:
@@ -281,14 +282,15 @@ def cmd_best(args: argparse.Namespace) -> int:
     get_dataset(args.dataset)
     query = _query(args)
     if args.model is None:
-        records = [r.model_dump(mode="json") for r in query.best_records(args.dataset)]
+        records = query.best_records(args.dataset)
     else:
-        records = [query.best(args.dataset, args.model).model_dump(mode="json")]
+        records = [query.best(args.dataset, args.model)]
     if args.json:
-        print(json.dumps(records if args.model is None else records[0], indent=2))
+        found = [r.model_dump(mode="json") for r in records]
+        print(json.dumps(found if args.model is None else found[0], indent=2))
         return 0
     print(format_table(RECORD_HEADERS, record_rows(records)))
-    print(f"best: {records[0]['repeat_command']}")
+    print(f"best: {records[0].repeat_command}")
     for problem in query.unreadable(args.dataset) if args.model is None else []:
         print(f"cryotune: warning: {problem}", file=sys.stderr)
     return 0

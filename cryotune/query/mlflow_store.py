@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from cryotune.documents.document import DocumentError
+from cryotune.documents.record import PairRecord, UnreadableRecord
 from cryotune.errors import CryotuneError, NotFoundError, UsageError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
-from cryotune.sweep.records import UNREADABLE
 from cryotune.tracking.names import (
+    LEGACY_STATUS,
     LEVEL_PAIR,
     LEVEL_SWEEP,
     LEVEL_TRIAL,
@@ -29,7 +31,7 @@ from cryotune.tracking.names import (
     STATE_FINISHED,
     STATE_INTERRUPTED,
     STATE_RUNNING,
-    STATUS_COMPLETED,
+    STATUS_COMPLETE,
     STATUS_FAILED,
     STATUS_PRUNED,
     STATUS_RUNNING,
@@ -56,7 +58,7 @@ retry for minutes when a tracking server is away, so a reader answers at once.""
 
 _PAGE = 1000
 _RUN_STATES = {"RUNNING": STATE_RUNNING, "FINISHED": STATE_FINISHED}
-_TRIAL_STATES = (STATUS_COMPLETED, STATUS_PRUNED, STATUS_FAILED, STATUS_RUNNING)
+_TRIAL_STATES = (STATUS_COMPLETE, STATUS_PRUNED, STATUS_FAILED, STATUS_RUNNING)
 
 
 log = logging.getLogger(__name__)
@@ -95,25 +97,41 @@ class MlflowSource:
             raise NotFoundError("sweep", name, experiments, self.where)
         return self._detail(name, experiments[name])
 
-    def records(self, dataset: str | None = None) -> list[dict]:
+    def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]:
+        """The record artifact of every finished pair run (of ``dataset``)."""
         experiments = self._experiments()
-        records = []
+        records: list[PairRecord | UnreadableRecord] = []
         for run in self._runs(list(experiments.values()), f"tags.`{TAG_LEVEL}` = '{LEVEL_PAIR}'"):
             tags = run.data.tags
             if dataset is not None and tags.get(TAG_DATASET) != dataset:
                 continue
             if tags.get(TAG_STATE) != STATE_FINISHED:
                 continue
-            record = self._artifact(run.info.run_id, RECORD_ARTIFACT)
-            if record is not None and record.get("status") == UNREADABLE:
+            data = self._artifact(run.info.run_id, RECORD_ARTIFACT)
+            if data is None:
+                continue
+            where = f"MLflow run {run.info.run_id} {RECORD_ARTIFACT}"
+            try:
+                if isinstance(data, str):
+                    raise DocumentError(f"{where}: not a {PairRecord.KIND} ({data})")
+                record = PairRecord.parse(data, where)
+            except DocumentError as exc:
+                log.warning("%s", exc)
                 records.append(
-                    {**record, "dataset": tags.get(TAG_DATASET), "model": tags.get(TAG_MODEL)}
+                    UnreadableRecord(
+                        dataset=tags.get(TAG_DATASET, ""),
+                        model=tags.get(TAG_MODEL, ""),
+                        error=str(exc),
+                    )
                 )
-            elif record is not None:
-                ids = {"mlflow_pair_run_id": run.info.run_id, **(record.get("ids") or {})}
-                if not ids.get("mlflow_run_id"):
-                    ids["mlflow_run_id"] = self._trial_run_id(run, ids.get("optuna_trial_number"))
-                records.append({**record, "ids": ids})
+                continue
+            ids = record.ids
+            if ids.mlflow_pair_run_id is None:
+                ids = ids.model_copy(update={"mlflow_pair_run_id": run.info.run_id})
+            if ids.mlflow_run_id is None:
+                run_id = self._trial_run_id(run, ids.optuna_trial_number)
+                ids = ids.model_copy(update={"mlflow_run_id": run_id})
+            records.append(record.model_copy(update={"ids": ids}))
         return records
 
     def _trial_run_id(self, pair_run, study_trial: int | None) -> str | None:
@@ -159,8 +177,9 @@ class MlflowSource:
             if not token:
                 return
 
-    def _artifact(self, run_id: str, path: str) -> dict | None:
-        """A JSON artifact of a run, None while it is not there; kept once found."""
+    def _artifact(self, run_id: str, path: str) -> dict | str | None:
+        """A JSON artifact of a run (a string saying why when it is not JSON), None while it is
+        not there; kept once found."""
         with self._lock:
             if self._artifacts.get((run_id, path)) is not None:
                 return self._artifacts[(run_id, path)]
@@ -173,9 +192,7 @@ class MlflowSource:
             except (MlflowException, OSError):
                 data = None
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                reason = f"MLflow run {run_id} {path}: unreadable record ({exc})"
-                log.warning("%s", reason)
-                data = {"status": UNREADABLE, "error": reason}
+                data = f"invalid JSON: {exc}"
         with self._lock:
             self._artifacts[(run_id, path)] = data
         return data
@@ -195,7 +212,8 @@ class MlflowSource:
             by_level.setdefault(run.data.tags.get(TAG_LEVEL, ""), []).append(run)
         sweep_run = by_level[LEVEL_SWEEP][0] if by_level[LEVEL_SWEEP] else None
         plan = self._artifact(sweep_run.info.run_id, PLAN_ARTIFACT) if sweep_run else None
-        planned = {p["key"]: p for p in (plan or {}).get("pair_plans", [])}
+        plan = plan if isinstance(plan, dict) else {}
+        planned = {p["key"]: p for p in plan.get("pair_plans", [])}
         pair_runs = {r.data.tags.get(TAG_PAIR, r.info.run_name): r for r in by_level[LEVEL_PAIR]}
         trials: dict[str, list] = {}
         for run in by_level[LEVEL_TRIAL]:
@@ -250,9 +268,7 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
     dataset, _, model = key.partition("/")
     tags = run.data.tags if run is not None else {}
     metrics = run.data.metrics if run is not None else {}
-    by_status = {
-        s: [t for t in trial_runs if t.data.tags.get(TAG_STATUS) == s] for s in _TRIAL_STATES
-    }
+    by_status = {s: [t for t in trial_runs if _status(t) == s] for s in _TRIAL_STATES}
     counts = {
         s: int(metrics.get(f"trials_{name}", len(by_status[s])))
         for s, name in zip(_TRIAL_STATES, ("complete", "pruned", "failed", "running"))
@@ -262,7 +278,7 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
     finished = tags.get(TAG_STATE) == STATE_FINISHED
     complete = [
         t
-        for t in by_status[STATUS_COMPLETED]
+        for t in by_status[STATUS_COMPLETE]
         if "best_val_miou" in t.data.metrics and "lr" in t.data.params
     ]
     best = max(complete, key=lambda t: t.data.metrics["best_val_miou"]) if complete else None
@@ -280,16 +296,21 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
         state=state,
         finished=finished,
         budget=(plan or {}).get("trials"),
-        complete=counts[STATUS_COMPLETED],
+        complete=counts[STATUS_COMPLETE],
         pruned=counts[STATUS_PRUNED],
         failed=counts[STATUS_FAILED],
         running=counts[STATUS_RUNNING],
-        done=counts[STATUS_COMPLETED] + counts[STATUS_PRUNED] + counts[STATUS_FAILED],
+        done=counts[STATUS_COMPLETE] + counts[STATUS_PRUNED] + counts[STATUS_FAILED],
         best_val_miou=best_val,
         best_config=_best_so_far(best) if best is not None else None,
         elapsed_s=max(0.0, (end - start) / 1000) if start else 0.0,
         mlflow_run_id=run.info.run_id if run is not None else None,
     )
+
+
+def _status(trial_run) -> str | None:
+    status = trial_run.data.tags.get(TAG_STATUS)
+    return LEGACY_STATUS.get(status, status)
 
 
 def _best_so_far(run) -> BestSoFar:

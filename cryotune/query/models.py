@@ -7,11 +7,18 @@ The same models are the HTTP API's response schemas and the JSON of ``cryotune s
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from cryotune.reference import PROTOCOL_DOC
+from cryotune.config import TrialConfig
+from cryotune.documents.record import BestResult, PairRecord, RecordTrials
+from cryotune.reference import (
+    PROTOCOL_DOC,
+    PROTOCOL_NOTES,
+    later_frozen_miou,
+    paper_frozen_miou,
+)
 
 SweepState = Literal["running", "finished", "interrupted"]
 PairState = Literal["waiting", "running", "finished"]
@@ -81,16 +88,6 @@ class SweepDetail(SweepSummary):
     pairs: list[PairSummary]
 
 
-class BestMetrics(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    val_miou: float
-    epoch: int | None = None
-    per_class_iou: list[float] | dict[str, float] | None = None
-    val_metrics: dict[str, Any] | None = None
-    test_metrics: dict[str, Any] | None = None
-
-
 PAPER_FIELD = (
     "the Cryo-Bench paper's frozen-encoder mIoU of this model on this dataset (100% labels, "
     "fixed lr); how its protocol differs from cryotune's: " + PROTOCOL_DOC
@@ -102,34 +99,30 @@ LATER_FIELD = (
 NOTE_FIELD = "how the reference numbers were measured where that differs from cryotune"
 
 
-class BestRecord(BaseModel):
+class BestRecord(PairRecord):
     """The best-config record of a finished pair (``records/DATASET__MODEL.json``), with the
     ``cryotune train`` command that repeats it and the paper's frozen mIoU for reference."""
 
-    model_config = ConfigDict(extra="allow")
-
-    sweep: str
-    dataset: str
-    model: str
     status: Literal["complete"]
-    config: dict[str, Any]
-    best: BestMetrics
-    search_space: dict[str, Any]
-    trials: dict[str, int]
-    ids: dict[str, Any]
+    config: TrialConfig
+    best: BestResult
     repeat_command: str
-    repeat_command_lacks: list[str] = []
     paper_frozen_miou: float | None = Field(None, description=PAPER_FIELD)
     later_frozen_miou: float | None = Field(None, description=LATER_FIELD)
     reference_note: str | None = Field(None, description=NOTE_FIELD)
 
-    @property
-    def val_miou(self) -> float:
-        return self.best.val_miou
-
-    @property
-    def test_miou(self) -> float | None:
-        return (self.best.test_metrics or {}).get("miou")
+    @classmethod
+    def of(cls, record: PairRecord) -> BestRecord:
+        """``record`` with the Cryo-Bench reference numbers of its dataset and model."""
+        return cls.model_validate(
+            {
+                **record.model_dump(by_alias=True),
+                "paper_frozen_miou": paper_frozen_miou(record.dataset, record.model),
+                "later_frozen_miou": later_frozen_miou(record.dataset, record.model),
+                "reference_note": PROTOCOL_NOTES.get(record.dataset),
+                "record_file": record.record_file,
+            }
+        )
 
 
 class LeaderboardEntry(BaseModel):
@@ -140,8 +133,8 @@ class LeaderboardEntry(BaseModel):
     lr: float
     depth: int | None
     num_blocks: int | None
-    config: dict[str, Any]
-    trials: dict[str, int]
+    config: TrialConfig
+    trials: RecordTrials
     mlflow_run_id: str | None = Field(None, description="the best trial's MLflow run")
     paper_frozen_miou: float | None = Field(description=PAPER_FIELD)
     later_frozen_miou: float | None = Field(None, description=LATER_FIELD)

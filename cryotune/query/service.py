@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import ValidationError
-
+from cryotune.documents.record import PairRecord, UnreadableRecord, leaderboard
 from cryotune.errors import DataError, NotFoundError, UsageError
 from cryotune.query.models import (
     BestRecord,
@@ -20,14 +19,7 @@ from cryotune.query.models import (
     SweepState,
     SweepSummary,
 )
-from cryotune.reference import (
-    LATER_SOURCE,
-    PAPER_SOURCE,
-    PROTOCOL_NOTES,
-    later_frozen_miou,
-    paper_frozen_miou,
-)
-from cryotune.sweep.records import UNREADABLE
+from cryotune.reference import LATER_SOURCE, PAPER_SOURCE
 
 
 class Source(Protocol):
@@ -42,7 +34,7 @@ class Source(Protocol):
 
     def sweep(self, name: str) -> SweepDetail: ...
 
-    def records(self, dataset: str | None = None) -> list[dict]: ...
+    def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]: ...
 
 
 class Query:
@@ -63,27 +55,22 @@ class Query:
         return self.source.sweep(name)
 
     def best_records(self, dataset: str) -> list[BestRecord]:
-        best: dict[str, BestRecord] = {}
-        unreadable = []
-        for raw in self.source.records(dataset):
-            if raw.get("status") == UNREADABLE:
-                unreadable.append(raw["error"])
-            if raw.get("status") != "complete":
-                continue
-            record = _record(raw)
-            current = best.get(record.model)
-            if current is None or record.val_miou > current.val_miou:
-                best[record.model] = record
+        """Each model's best record on ``dataset`` over every sweep, best first (the one
+        leaderboard, ``cryotune.documents.record.leaderboard``)."""
+        found = self.source.records(dataset)
+        readable = [r for r in found if isinstance(r, PairRecord)]
+        best = leaderboard(readable)
         if not best:
+            unreadable = [r.error for r in found if isinstance(r, UnreadableRecord)]
             if unreadable:
                 raise DataError(f"no readable record of {dataset}: " + "; ".join(unreadable))
-            with_results = {r["dataset"] for r in self.source.records() if "dataset" in r}
+            with_results = {r.dataset for r in self.source.records()}
             raise NotFoundError("dataset", dataset, with_results, self.source.where)
-        return sorted(best.values(), key=lambda r: -r.val_miou)
+        return [BestRecord.of(r) for r in best]
 
     def unreadable(self, dataset: str) -> list[str]:
         """The record files of ``dataset`` that cannot be read, each with what is wrong."""
-        return [r["error"] for r in self.source.records(dataset) if r.get("status") == UNREADABLE]
+        return [r.error for r in self.source.records(dataset) if isinstance(r, UnreadableRecord)]
 
     def best(self, dataset: str, model: str) -> BestRecord:
         records = {r.model: r for r in self.best_records(dataset)}
@@ -104,34 +91,18 @@ class Query:
         )
 
 
-def _record(raw: dict) -> BestRecord:
-    where = raw.get("record_file") or f"{raw.get('dataset')}/{raw.get('model')} record"
-    try:
-        dataset, model = raw["dataset"], raw["model"]
-        return BestRecord.model_validate(
-            {
-                **raw,
-                "paper_frozen_miou": paper_frozen_miou(dataset, model),
-                "later_frozen_miou": later_frozen_miou(dataset, model),
-                "reference_note": PROTOCOL_NOTES.get(dataset),
-            }
-        )
-    except (KeyError, ValidationError) as exc:
-        raise DataError(f"{where}: not a best-config record ({exc})") from None
-
-
 def _entry(record: BestRecord) -> LeaderboardEntry:
     return LeaderboardEntry(
         model=record.model,
         sweep=record.sweep,
         val_miou=record.val_miou,
         test_miou=record.test_miou,
-        lr=record.config["lr"],
-        depth=record.config.get("depth"),
+        lr=record.config.lr,
+        depth=record.config.depth,
         num_blocks=record.search_space.get("num_blocks"),
         config=record.config,
         trials=record.trials,
-        mlflow_run_id=record.ids.get("mlflow_run_id"),
+        mlflow_run_id=record.ids.mlflow_run_id,
         paper_frozen_miou=record.paper_frozen_miou,
         later_frozen_miou=record.later_frozen_miou,
         reference_note=record.reference_note,

@@ -13,10 +13,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import NotFoundError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
 from cryotune.sweep.keys import RESULT
-from cryotune.sweep.records import UNREADABLE, read_record, read_records
 from cryotune.sweep.status import live_trials, summarize_study
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
 
@@ -47,8 +47,14 @@ class WorkspaceSource:
             raise NotFoundError("sweep", name, workspaces, self.where)
         return self._detail(workspaces[name])
 
-    def records(self, dataset: str | None = None) -> list[dict]:
-        return read_records(self.root, dataset)
+    def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]:
+        """Every record of every sweep (of ``dataset``), unreadable files as stand-ins."""
+        found = [
+            read_record(path)
+            for workspace in list_sweeps(self.root)
+            for path in sorted(workspace.records_dir.glob("*.json"))
+        ]
+        return [r for r in found if dataset is None or r.dataset == dataset]
 
     def _storage(self, url: str) -> optuna.storages.RDBStorage:
         with self._lock:
@@ -129,10 +135,8 @@ def _pair(
         best_val_miou=status.best_val_miou,
         best_config=_best_so_far(best) if best is not None else None,
         elapsed_s=status.elapsed_s,
-        mlflow_run_id=((record or {}).get("ids") or {}).get("mlflow_pair_run_id"),
-        record_error=(record or {}).get("error")
-        if (record or {}).get("status") == UNREADABLE
-        else None,
+        mlflow_run_id=record.ids.mlflow_pair_run_id if isinstance(record, PairRecord) else None,
+        record_error=record.error if isinstance(record, UnreadableRecord) else None,
     )
 
 

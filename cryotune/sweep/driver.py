@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cryotune
+from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import UsageError
 from cryotune.sweep.plan import (
     SweepPlan,
@@ -101,7 +102,7 @@ class SweepRequest:
 class SweepOutcome:
     name: str
     dir: Path
-    records: list[dict]
+    records: list[PairRecord | UnreadableRecord]
     skipped: list[str]
     seconds: float
     resumed: bool = False
@@ -231,31 +232,38 @@ def experiment_storage(workspace: SweepWorkspace, storage: str | None) -> Experi
     return ExperimentStorage(storage, workspace.name)
 
 
+def pair_recorder(
+    plan: SweepPlan, workspace: SweepWorkspace, tracker: SweepTracker | None
+) -> PairRecorder:
+    spec = plan.spec
+    return PairRecorder(
+        workspace=workspace,
+        storage_url=workspace.storage_url(spec.optuna_storage),
+        sampler_seed=spec.sampler.seed,
+        keep_checkpoints=spec.keep_checkpoints,
+        git_commit=git_commit(),
+        cryotune_version=cryotune.__version__,
+        observer=tracker,
+        tracking_uri=None if tracker is None else tracker.uri,
+    )
+
+
 def _build_tuner(
     plan: SweepPlan,
     workspace: SweepWorkspace,
     trainable,
     resume: bool,
-    tracker: SweepTracker | None = None,
+    recorder: PairRecorder,
     experiment: ExperimentStorage | None = None,
 ):
     from ray import tune
 
     from cryotune.sweep.progress import SweepProgress
     from cryotune.sweep.scheduler import PairScheduler, PairStopping
-    from cryotune.sweep.searcher import PairSearch
+    from cryotune.sweep.searcher import FinishPairs, PairSearch
 
     spec = plan.spec
-    storage_url = workspace.storage_url(spec.optuna_storage)
-    recorder = PairRecorder(
-        workspace=workspace,
-        storage_url=storage_url,
-        sampler_seed=spec.sampler.seed,
-        keep_checkpoints=spec.keep_checkpoints,
-        git_commit=git_commit(),
-        cryotune_version=cryotune.__version__,
-        tracker=tracker,
-    )
+    storage_url = recorder.storage_url
     searcher = PairSearch(plan, storage_url, str(workspace.trials_dir), recorder)
     if resume:
         searcher.reconcile()
@@ -289,21 +297,17 @@ def _build_tuner(
             name=experiment.name,
             storage_path=experiment.storage_path,
             failure_config=tune.FailureConfig(max_failures=spec.budget.retries),
-            callbacks=[progress],
+            callbacks=[FinishPairs(searcher), progress],
             verbose=0,
         ),
     )
 
 
-def _read_records(plan: SweepPlan, workspace: SweepWorkspace) -> list[dict]:
-    import json
-
-    records = []
-    for pair in plan.pairs:
-        path = workspace.record_path(pair.dataset, pair.model)
-        if path.exists():
-            records.append({**json.loads(path.read_text()), "record_file": str(path)})
-    return records
+def _read_records(
+    plan: SweepPlan, workspace: SweepWorkspace
+) -> list[PairRecord | UnreadableRecord]:
+    paths = [workspace.record_path(p.dataset, p.model) for p in plan.pairs]
+    return [read_record(path) for path in paths if path.exists()]
 
 
 def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
@@ -407,10 +411,20 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
     if not done:
         workspace.claim_driver()
     try:
-        tracker = SweepTracker.open(plan, workspace, plan.tracking_uri, resume=request.resume)
+        tracker = SweepTracker.open(
+            plan.tracking_uri,
+            plan.name,
+            list(plan.datasets),
+            [p.key for p in plan.pairs],
+            workspace.dir,
+            workspace.trials_dir,
+            workspace.read_plan(),
+            resume=request.resume,
+        )
     except BaseException:
         workspace.release_driver()
         raise
+    recorder = pair_recorder(plan, workspace, tracker)
     if not done:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
@@ -433,7 +447,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
                     )
                 else:
                     tuner = _build_tuner(
-                        plan, workspace, trainable, request.resume, tracker, experiment
+                        plan, workspace, trainable, request.resume, recorder, experiment
                     )
                 tuner.fit()
         except BaseException:
@@ -450,7 +464,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
         )
     wait_s = DEFAULT_WAIT_S if request.tracking_wait_s is None else request.tracking_wait_s
     try:
-        tracker.close_ended_runs(plan, workspace.storage_url(plan.spec.optuna_storage))
+        recorder.reconcile_observer(plan.pairs)
     except (OSError, OperationalError, optuna.exceptions.StorageInternalError) as exc:
         notes.append(
             f"MLflow: the study store did not answer ({type(exc).__name__}), so runs of trials "
@@ -458,7 +472,9 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
         )
     notes.append(tracker.where())
     notes += tracker.close(
-        "interrupted" if unfinished else "finished", wait_s=0 if unfinished else wait_s
+        "interrupted" if unfinished else "finished",
+        wait_s=0 if unfinished else wait_s,
+        refresh=recorder.refresh_ids,
     )
     records = _read_records(plan, workspace)
     return SweepOutcome(

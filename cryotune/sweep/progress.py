@@ -2,8 +2,8 @@
 
 On a terminal a table (per pair: trials done/complete/pruned/failed/running, best val mIoU,
 elapsed) is redrawn in place every few seconds. Otherwise (a log file, CI) one line is printed
-when a trial ends, so the log says what happened without repeating itself. When the experiment
-ends, the searcher records every pair not recorded yet.
+when a trial ends, so the log says what happened without repeating itself. It only shows:
+records are written by the searcher (``FinishPairs``).
 """
 
 from __future__ import annotations
@@ -117,6 +117,5 @@ class SweepProgress(Callback):
             self._log_trial_end(trial, "failed")
 
     def on_experiment_end(self, trials, **info) -> None:
-        self._searcher.finish_all()
         if sys.stdout.isatty():
             self._draw(force=True)

@@ -1,37 +1,43 @@
-"""Best-config records: what a finished pair found, enough to repeat and audit it.
-
-A record is JSON in the workspace (``NAME/records/DATASET__MODEL.json``), written once when the
-pair ends: the resolved TrialConfig of the best COMPLETE trial, the search space, its validation
-and test metrics, seeds, data fingerprints, weights hash, cryotune version and commit, the Tune
-trial id and study trial number, the MLflow run ids (``cryotune.tracking``), counts and time.
-``cryotune status`` and ``cryotune best`` read them back; the pair's MLflow run holds a copy.
+"""The sweep's side of best-config records: built from a pair's study when it ends, written
+to ``NAME/records/DATASET__MODEL.json`` (the class is ``cryotune.documents.record.PairRecord``),
+and shown as a table; checkpoints the spec does not keep are pruned as trials end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
+from cryotune.documents.record import (
+    COMPLETE,
+    NO_COMPLETE_TRIAL,
+    BestResult,
+    PairRecord,
+    RecordData,
+    RecordIds,
+    RecordSeconds,
+    RecordSeeds,
+    RecordTrials,
+    RecordWeights,
+    UnreadableRecord,
+    read_record,
+)
+from cryotune.masking import masked_url
+from cryotune.observer import PairEnd, SweepObserver
 from cryotune.sweep.keys import ERROR, ORPHANED, RESULT, TUNE_TRIAL_ID
-from cryotune.sweep.status import live_trials
-from cryotune.sweep.storage import masked_url
-from cryotune.sweep.workspace import SweepWorkspace, list_sweeps, write_json_atomic
-
-if TYPE_CHECKING:
-    from cryotune.tracking.sweep import SweepTracker
-
-log = logging.getLogger(__name__)
-
-RECORD_SCHEMA = 1
+from cryotune.sweep.status import (
+    ended_trials,
+    live_trials,
+    pair_counts,
+    trial_points,
+)
+from cryotune.sweep.workspace import SweepWorkspace
 
 # Deletes ended trials' checkpoints off Tune's event loop: unlinking a 180 MB ``last.pt`` (a small
 # U-Net with its optimizer state) took 30 ms of every trial's turnaround here. Its thread is
@@ -82,8 +88,8 @@ def repeat_command(config: dict) -> tuple[str, list[str]]:
 
 @dataclass(frozen=True)
 class PairRecorder:
-    """Writes a pair's record when it ends and prunes checkpoints the spec does not keep; with a
-    ``tracker``, keeps the pair's MLflow runs in step (trial outcomes, record, plots)."""
+    """Writes a pair's record when it ends and prunes checkpoints the spec does not keep; tells
+    the ``observer`` (MLflow tracking, if any) as trials and pairs end."""
 
     workspace: SweepWorkspace
     storage_url: str
@@ -91,32 +97,97 @@ class PairRecorder:
     keep_checkpoints: str
     git_commit: str | None
     cryotune_version: str
-    tracker: SweepTracker | None = None
+    observer: SweepObserver | None = None
+    tracking_uri: str | None = None
 
-    def finish(self, pair, study: optuna.Study, seconds: float) -> dict:
+    def finish(self, pair, study: optuna.Study, seconds: float) -> PairRecord:
         _REMOVER.submit(lambda: None).result()  # deletions asked for so far are done
         record = build_record(self, pair, study, seconds)
-        if self.tracker is not None:
-            self.tracker.deliver_pair_trials(study)
-            record["ids"].update(self.tracker.record_ids(pair.key, record))
-            record["tracking_uri"] = self.tracker.uri
-            self.tracker.pair_ending(pair, study, record)
-        write_json_atomic(self.workspace.record_path(pair.dataset, pair.model), record)
+        if self.observer is not None:
+            record = self._with_observed_ids(record)
+            self.observer.pair_ending(self._pair_end(pair, study, record))
+        record.write(self.workspace.record_path(pair.dataset, pair.model))
         if self.keep_checkpoints == "best":
-            self._prune(study, record["ids"]["tune_trial_id"])
-        if self.tracker is not None:
-            self.tracker.pair_finished(pair)
+            self._prune(study, record.ids.tune_trial_id)
+        if self.observer is not None:
+            self.observer.pair_recorded(pair.key, self.dataset_records(pair.dataset))
         return record
 
-    def trial_context(self, pair) -> dict | None:
-        """What a trial of ``pair`` needs to log its own MLflow run (None: nothing tracked)."""
-        return None if self.tracker is None else self.tracker.trial_context(pair)
+    def _pair_end(self, pair, study: optuna.Study, record: PairRecord) -> PairEnd:
+        from cryotune.data.datasets import get_dataset
 
-    def trial_tracked(
-        self, pair, trial_id: str, study_trial: int | None, state: TrialState, study
-    ) -> None:
-        if self.tracker is not None:
-            self.tracker.trial_ended(pair, trial_id, study_trial, state, study)
+        trial_id = record.ids.tune_trial_id
+        preview = self.workspace.trials_dir / str(trial_id) / "preview.npz"
+        return PairEnd(
+            record=record,
+            counts=pair_counts(study),
+            points=tuple(trial_points(study)),
+            trial_ids=tuple(t.trial_id for t in ended_trials(study, pair.key)),
+            classes=tuple(get_dataset(pair.dataset).classes),
+            preview=str(preview) if trial_id and preview.is_file() else None,
+        )
+
+    def _with_observed_ids(self, record: PairRecord) -> PairRecord:
+        """The record with the ids the observer knows (those it does not know are kept)."""
+        known = self.observer.record_ids(record.key, record.ids.tune_trial_id)
+        ids = record.ids.model_copy(
+            update={k: v for k, v in known.model_dump().items() if v is not None}
+        )
+        return record.model_copy(update={"ids": ids, "tracking_uri": self.tracking_uri})
+
+    def dataset_records(self, dataset: str) -> list[PairRecord]:
+        """The sweep's readable records of ``dataset``."""
+        found = [read_record(p) for p in sorted(self.workspace.records_dir.glob("*.json"))]
+        return [r for r in found if isinstance(r, PairRecord) and r.dataset == dataset]
+
+    def refresh_ids(self) -> bool:
+        """Give records written while the tracking store was down the ids known now; True
+        when one changed."""
+        if self.observer is None:
+            return False
+        changed = False
+        for path in sorted(self.workspace.records_dir.glob("*.json")):
+            record = read_record(path)
+            if not isinstance(record, PairRecord):
+                continue
+            updated = self._with_observed_ids(record)
+            if updated == record:
+                continue
+            record = updated
+            record.write(path)
+            self.observer.record_changed(record, self.dataset_records(record.dataset))
+            changed = True
+        return changed
+
+    def reconcile_observer(self, pairs) -> int:
+        """Let the observer close what a killed driver left open: every ended trial of the
+        ``pairs``' studies and every record written. Returns how many things it closed."""
+        if self.observer is None:
+            return 0
+        storage = optuna.storages.RDBStorage(self.storage_url)
+        existing = set(optuna.get_all_study_names(storage))
+        ended, recorded = [], []
+        for pair in pairs:
+            if pair.study_name in existing:
+                study = optuna.load_study(study_name=pair.study_name, storage=storage)
+                ended += ended_trials(study, pair.key)
+            path = self.workspace.record_path(pair.dataset, pair.model)
+            record = read_record(path) if path.exists() else None
+            if isinstance(record, PairRecord):
+                recorded.append(record)
+        return self.observer.reconcile(ended, recorded)
+
+    def trial_context(self, pair) -> dict | None:
+        """What a trial of ``pair`` needs to report on its own (None: nothing observes)."""
+        return None if self.observer is None else self.observer.trial_context(pair.key)
+
+    def trial_observed(self, pair, trial_id: str, study_trial: int | None, state, study) -> None:
+        if self.observer is not None:
+            from cryotune.observer import EndedTrial
+            from cryotune.sweep.status import OUTCOME_OF
+
+            ended = EndedTrial(pair.key, trial_id, study_trial, OUTCOME_OF[state])
+            self.observer.trial_ended(ended, pair_counts(study))
 
     def trial_ended(self, trial_id: str, state: TrialState) -> None:
         """A trial that ended never resumes: drop its ``last.pt``, and ``best.pt`` unless it may
@@ -158,13 +229,11 @@ def _trial_seconds(frozen) -> float:
     return 0.0
 
 
-def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: float) -> dict:
+def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: float) -> PairRecord:
     trials = live_trials(study)
-    orphaned = study.user_attrs.get(ORPHANED, [])
-    count = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    counts = pair_counts(study)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and RESULT in t.user_attrs]
     base = {
-        "schema": RECORD_SCHEMA,
         "sweep": pair.sweep,
         "dataset": pair.dataset,
         "model": pair.model,
@@ -173,31 +242,23 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
         "search_space": pair.space.to_dict(),
         "cryotune_version": recorder.cryotune_version,
         "git_commit": recorder.git_commit,
-        "trials": {
-            "budget": pair.trials,
-            "complete": count["complete"],
-            "pruned": count["pruned"],
-            "failed": count["fail"],
-            "total": len(trials),
-            "orphaned": len(orphaned),
-        },
-        "seconds": {
-            "pair_wall": round(seconds, 3),
-            "trials": round(sum(_trial_seconds(t) for t in trials), 3),
-        },
+        "trials": RecordTrials(
+            budget=pair.trials,
+            complete=counts.complete,
+            pruned=counts.pruned,
+            failed=counts.failed,
+            total=len(trials),
+            orphaned=len(study.user_attrs.get(ORPHANED, [])),
+        ),
+        "seconds": RecordSeconds(
+            pair_wall=round(seconds, 3),
+            trials=round(sum(_trial_seconds(t) for t in trials), 3),
+        ),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "tracking_uri": None,
     }
-    no_run = {"mlflow_run_id": None, "mlflow_pair_run_id": None, "mlflow_experiment_id": None}
     if not complete:
         errors = [t.user_attrs[ERROR] for t in trials if ERROR in t.user_attrs]
-        return {
-            **base,
-            "status": "no_complete_trial",
-            "best": None,
-            "errors": errors[-3:],
-            "ids": {"tune_trial_id": None, "optuna_trial_number": None, **no_run},
-        }
+        return PairRecord(**base, status=NO_COMPLETE_TRIAL, errors=errors[-3:])
     best = max(complete, key=lambda t: t.value)
     result = best.user_attrs[RESULT]
     config, info = result["config"], result.get("info", {})
@@ -206,98 +267,58 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
     checkpoint = (
         recorder.workspace.trials_dir / trial_id / _checkpoint_files()[0] if trial_id else None
     )
-    return {
+    return PairRecord(
         **base,
-        "status": "complete",
-        "config": config,
-        "params": dict(best.params),
-        "best": {
-            "val_miou": result["best_val_miou"],
-            "epoch": result["best_epoch"],
-            "per_class_iou": result["best_val_metrics"].get("iou"),
-            "val_metrics": result["best_val_metrics"],
-            "test_metrics": result.get("test_metrics"),
-        },
-        "seeds": {"trial": config["seed"], "sampler": recorder.sampler_seed},
-        "data": {
-            "root": info.get("data_root", config.get("data_root")),
-            "fingerprints": info.get("data_fingerprints"),
-        },
-        "weights": {
-            "file": info.get("weights"),
-            "sha256": info.get("weights_sha256") or "random",
-        },
-        "model_info": {
+        status=COMPLETE,
+        config=config,
+        params=dict(best.params),
+        best=BestResult(
+            val_miou=result["best_val_miou"],
+            epoch=result["best_epoch"],
+            per_class_iou=result["best_val_metrics"].get("iou"),
+            val_metrics=result["best_val_metrics"],
+            test_metrics=result.get("test_metrics"),
+        ),
+        seeds=RecordSeeds(trial=config["seed"], sampler=recorder.sampler_seed),
+        data=RecordData(
+            root=info.get("data_root", config.get("data_root")),
+            fingerprints=info.get("data_fingerprints"),
+        ),
+        weights=RecordWeights(
+            file=info.get("weights"), sha256=info.get("weights_sha256") or "random"
+        ),
+        model_info={
             k: v
             for k, v in info.items()
             if k not in ("data_fingerprints", "weights", "weights_sha256", "data_root")
         },
-        "ids": {
-            "tune_trial_id": trial_id,
-            "optuna_trial_number": best.number,
-            **no_run,
-        },
-        "trial_seconds": result.get("seconds"),
-        "checkpoint": str(checkpoint) if checkpoint is not None and checkpoint.exists() else None,
-        "repeat_command": command,
-        "repeat_command_lacks": not_settable,
-    }
+        ids=RecordIds(tune_trial_id=trial_id, optuna_trial_number=best.number),
+        trial_seconds=result.get("seconds"),
+        checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.exists() else None,
+        repeat_command=command,
+        repeat_command_lacks=not_settable,
+    )
 
 
-UNREADABLE = "unreadable"
-
-
-def read_record(path: Path) -> dict:
-    """A record file, or a stand-in of status ``unreadable`` naming the file and what is wrong
-    (logged), so one damaged file is reported where its pair is shown instead of hiding it."""
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or not {"dataset", "model", "status"} <= set(record):
-            raise ValueError("not a best-config record (dataset, model or status missing)")
-        return record
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        reason = f"{path}: unreadable record ({type(exc).__name__}: {exc})"
-        log.warning("%s", reason)
-        dataset, _, model = path.stem.partition("__")
-        return {"status": UNREADABLE, "dataset": dataset, "model": model, "error": reason}
-
-
-def read_records(
-    root: str | Path | None, dataset: str | None = None, model: str | None = None
-) -> list[dict]:
-    """Every record in the workspace (all sweeps), optionally of one dataset and model;
-    unreadable files come as ``read_record``'s stand-ins."""
-    records = []
-    for workspace in list_sweeps(root):
-        for path in sorted(workspace.records_dir.glob("*.json")):
-            record = read_record(path)
-            if dataset is not None and record.get("dataset") != dataset:
-                continue
-            if model is not None and record.get("model") != model:
-                continue
-            records.append({"sweep": workspace.name, **record, "record_file": str(path)})
-    return records
-
-
-def record_rows(records: list[dict]) -> list[tuple]:
+def record_rows(records: list[PairRecord | UnreadableRecord]) -> list[tuple]:
     rows = []
     for r in records:
-        if r.get("status") != "complete":
-            rows.append(
-                (r["dataset"], r["model"], r["sweep"], "-", "-", "-", "-", "no complete trial")
-            )
+        if isinstance(r, UnreadableRecord) or not r.complete:
+            what = "record unreadable" if isinstance(r, UnreadableRecord) else "no complete trial"
+            sweep = getattr(r, "sweep", "-")
+            rows.append((r.dataset, r.model, sweep, "-", "-", "-", "-", what))
             continue
-        test = (r["best"].get("test_metrics") or {}).get("miou")
+        test = r.test_miou
         rows.append(
             (
-                r["dataset"],
-                r["model"],
-                r["sweep"],
-                f"{r['config']['lr']:.3g}",
-                f"{r['config']['depth']}/{r['search_space']['num_blocks']}",
-                f"{r['best']['val_miou']:.2f}",
+                r.dataset,
+                r.model,
+                r.sweep,
+                f"{r.config.lr:.3g}",
+                f"{r.config.depth}/{r.search_space['num_blocks']}",
+                f"{r.val_miou:.2f}",
                 "-" if test is None else f"{test:.2f}",
-                f"{r['trials']['complete']}/{r['trials']['pruned']}/{r['trials']['failed']}",
+                f"{r.trials.complete}/{r.trials.pruned}/{r.trials.failed}",
             )
         )
     return rows

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ray.tune import Callback
 from ray.tune.search import Searcher
 
 from cryotune.sweep.records import PairRecorder
@@ -162,7 +163,7 @@ class PairSearch(Searcher):
         state = search.on_trial_complete(trial_id, result=result, error=error)
         if state is not None:
             self._recorder.trial_ended(trial_id, state)
-            self._recorder.trial_tracked(
+            self._recorder.trial_observed(
                 self._pairs[key], trial_id, search.trial_number(trial_id), state, search.study
             )
         self._running.discard(trial_id)
@@ -215,3 +216,14 @@ class PairSearch(Searcher):
         """Fail the study trials Tune will not continue (see ``StudySearch.reconcile``)."""
         for search in self._searches.values():
             search.reconcile(set(self._pair_of))
+
+
+class FinishPairs(Callback):
+    """When the experiment ends, records every pair that is done but not recorded yet (kept apart
+    from the progress display, which only shows)."""
+
+    def __init__(self, searcher: PairSearch):
+        self.searcher = searcher
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.searcher.finish_all()

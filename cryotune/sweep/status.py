@@ -9,7 +9,15 @@ from dataclasses import asdict, dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from cryotune.sweep.keys import ORPHANED
+from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, Outcome, PairCounts, TrialPoint
+from cryotune.sweep.keys import ORPHANED, TUNE_TRIAL_ID
+
+OUTCOME_OF: dict[TrialState, Outcome] = {
+    TrialState.COMPLETE: COMPLETE,
+    TrialState.PRUNED: PRUNED,
+    TrialState.FAIL: FAILED,
+}
+"""Optuna's trial states in cryotune's words."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,50 @@ def summarize_study(
         elapsed_s=elapsed,
         finished=finished,
     )
+
+
+def pair_counts(study: optuna.Study | None) -> PairCounts:
+    trials = live_trials(study)
+    count = {s: sum(t.state == s for t in trials) for s in TrialState}
+    scores = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return PairCounts(
+        complete=count[TrialState.COMPLETE],
+        pruned=count[TrialState.PRUNED],
+        failed=count[TrialState.FAIL],
+        running=count[TrialState.RUNNING],
+        best_val_miou=max(scores) if scores else None,
+    )
+
+
+def trial_points(study: optuna.Study | None) -> list[TrialPoint]:
+    """Complete trials at their score, pruned ones at the last epoch they reported."""
+    points = []
+    for trial in live_trials(study):
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            value = trial.value
+        elif trial.state == TrialState.PRUNED and trial.intermediate_values:
+            value = trial.intermediate_values[max(trial.intermediate_values)]
+        else:
+            continue
+        points.append(
+            TrialPoint(
+                trial.number,
+                OUTCOME_OF[trial.state],
+                value,
+                trial.params.get("lr"),
+                trial.params.get("depth"),
+            )
+        )
+    return points
+
+
+def ended_trials(study: optuna.Study | None, pair: str) -> list[EndedTrial]:
+    """The study's ended trials that ran in Tune (they have a trial folder)."""
+    return [
+        EndedTrial(pair, t.user_attrs[TUNE_TRIAL_ID], t.number, OUTCOME_OF[t.state])
+        for t in live_trials(study)
+        if t.state in OUTCOME_OF and TUNE_TRIAL_ID in t.user_attrs
+    ]
 
 
 def format_elapsed(seconds: float) -> str:

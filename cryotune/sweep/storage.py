@@ -18,39 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryotune.errors import CryotuneError, UsageError
+from cryotune.masking import is_uri, masked_url
 
 STORAGE_ENV = "CRYOTUNE_STORAGE"
 OPTUNA_STORAGE_ENV = "CRYOTUNE_OPTUNA_STORAGE"
 CONNECT_TIMEOUT_S = 5
-
-
-def masked_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``; unparsable URLs are kept."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    if parsed.password is None:
-        return url
-    return parsed.render_as_string(hide_password=True)
-
-
-def masked_urls(value: object) -> object:
-    """A JSON value with the password of every URL in it masked (a plan shared as an artifact)."""
-    if isinstance(value, dict):
-        return {key: masked_urls(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [masked_urls(item) for item in value]
-    if isinstance(value, str) and _is_uri(value):
-        return masked_url(value)
-    return value
-
-
-def _is_uri(value: str) -> bool:
-    return "://" in value
 
 
 def _given(flag_value: str | None, env: str) -> tuple[str | None, str | None]:
@@ -70,14 +42,14 @@ class ExperimentStorage:
 
     @property
     def path(self) -> str:
-        if _is_uri(self.storage_path):
+        if is_uri(self.storage_path):
             return f"{self.storage_path.rstrip('/')}/{self.name}"
         return str(Path(self.storage_path) / self.name)
 
 
 def normalize_storage(value: str, source: str) -> str:
     """An absolute path (workers run in other folders than the driver) or the URI as given."""
-    if _is_uri(value):
+    if is_uri(value):
         if value.startswith("file://"):
             return str(Path(value[len("file://") :]).expanduser().resolve())
         return value.rstrip("/")
@@ -100,7 +72,7 @@ def resolve_storage(flag: str | None, started_with: str | None = None) -> str | 
 def check_storage(storage: str, source: str = "--storage") -> None:
     """CryotuneError unless the experiment folder can be written: a path is created if needed
     and must take a file; a URI must open with pyarrow and its folder must be listable."""
-    if _is_uri(storage):
+    if is_uri(storage):
         _check_uri(storage, source)
         return
     folder = Path(storage)
@@ -189,7 +161,7 @@ def check_optuna_storage(url: str, source: str = "--optuna-storage") -> None:
 
 def experiment_exists(path: str) -> bool:
     """Whether something is already stored at an experiment path (a folder or a URI)."""
-    if not _is_uri(path):
+    if not is_uri(path):
         return Path(path).exists()
     import pyarrow.fs
 

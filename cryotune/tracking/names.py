@@ -2,8 +2,10 @@
 
 How a sweep appears in MLflow: one experiment per sweep (experiment tag ``cryotune.sweep``), a
 sweep run, one child run per (dataset, model) pair, one grandchild run per trial; the levels and
-their keys are these tags. Kept free of imports so readers need neither MLflow nor torch.
+their keys are these tags. Kept free of heavy imports so readers need neither MLflow nor torch.
 """
+
+from cryotune.observer import COMPLETE, FAILED, PRUNED, RUNNING
 
 TAG_LEVEL = "cryotune.level"
 """``sweep`` | ``pair`` | ``trial``."""
@@ -18,7 +20,7 @@ TAG_TRIAL_ID = "cryotune.trial_id"
 TAG_STUDY_TRIAL = "cryotune.study_trial"
 """The Optuna trial number in the pair's study."""
 TAG_STATUS = "cryotune.status"
-"""Trial: ``running`` | ``completed`` | ``pruned`` | ``failed``."""
+"""Trial: ``running`` | ``complete`` | ``pruned`` | ``failed`` (``completed`` in earlier versions)."""
 TAG_STATE = "cryotune.state"
 """Sweep: ``running`` | ``finished`` | ``interrupted``; pair: ``running`` | ``finished``."""
 TAG_DATASETS = "cryotune.datasets"
@@ -40,12 +42,9 @@ LEADERBOARD_DIR = "leaderboard"
 """Sweep run: ``leaderboard/<dataset>.json`` tables in ``mlflow.log_table``'s format."""
 
 LEVEL_SWEEP, LEVEL_PAIR, LEVEL_TRIAL = "sweep", "pair", "trial"
-STATUS_RUNNING, STATUS_COMPLETED, STATUS_PRUNED, STATUS_FAILED = (
-    "running",
-    "completed",
-    "pruned",
-    "failed",
-)
+STATUS_RUNNING, STATUS_COMPLETE, STATUS_PRUNED, STATUS_FAILED = RUNNING, COMPLETE, PRUNED, FAILED
+LEGACY_STATUS = {"completed": STATUS_COMPLETE}
+"""Status tag values older cryotune wrote, read as today's."""
 STATE_RUNNING, STATE_FINISHED, STATE_INTERRUPTED = "running", "finished", "interrupted"
 
 LEADERBOARD_COLUMNS = (

@@ -7,21 +7,11 @@ data: the record, the study's trials and the best trial's ``preview.npz``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class TrialPoint:
-    """One finished trial of a study as the plots see it."""
-
-    number: int
-    state: str  # complete | pruned
-    val_miou: float
-    lr: float | None
-    depth: int | None
+from cryotune.observer import COMPLETE, PRUNED, TrialPoint
 
 
 def _figure(width: float, height: float):
@@ -100,8 +90,8 @@ def optimization_history_png(points: list[TrialPoint], path: Path, title: str) -
     """Val mIoU per trial number (pruned trials at the epoch they stopped) and the best so far."""
     figure = _figure(7, 4)
     ax = figure.subplots()
-    for state, marker in (("complete", "o"), ("pruned", "x")):
-        chosen = [p for p in points if p.state == state]
+    for state, marker in ((COMPLETE, "o"), (PRUNED, "x")):
+        chosen = [p for p in points if p.outcome == state]
         if chosen:
             ax.scatter(
                 [p.number for p in chosen],
@@ -111,7 +101,7 @@ def optimization_history_png(points: list[TrialPoint], path: Path, title: str) -
             )
     steps, best, so_far = [], [], None
     for point in sorted(points, key=lambda p: p.number):
-        if point.state == "complete":
+        if point.outcome == COMPLETE:
             so_far = point.val_miou if so_far is None else max(so_far, point.val_miou)
         if so_far is not None:
             steps.append(point.number)
@@ -134,8 +124,8 @@ def val_miou_vs_lr_png(points: list[TrialPoint], path: Path, title: str) -> Path
     depths = sorted({p.depth for p in points if p.lr is not None}, key=lambda d: (d is None, d))
     for depth in depths:
         chosen = [p for p in points if p.depth == depth and p.lr is not None]
-        for state, marker in (("complete", "o"), ("pruned", "x")):
-            some = [p for p in chosen if p.state == state]
+        for state, marker in ((COMPLETE, "o"), (PRUNED, "x")):
+            some = [p for p in chosen if p.outcome == state]
             if some:
                 ax.scatter(
                     [p.lr for p in some],

@@ -1,8 +1,10 @@
 """The sweep's side of MLflow tracking, in the Tune driver: experiment, sweep run and pair runs.
 
-At start the sweep's experiment, its run and one child run per pair are found (by their tags, on
-``--resume``) or created, and trials get a small JSON context naming them, so each trial logs its
-own run (``cryotune.tracking.trial``). As trials end, the driver marks them completed, pruned or
+The sweep's observer (``cryotune.observer.SweepObserver``): it sees plain data (counts, points,
+records), never a study or a sweep module, and writes nothing of the sweep's own. At start the
+sweep's experiment, its run and one child run per pair are found (by their tags, on ``--resume``)
+or created, and trials get a small JSON context naming them, so each trial logs its own run
+(``cryotune.tracking.trial``). As trials end, the driver marks them complete, pruned or
 failed through the trial's outbox and updates the pair run's counts; when a pair ends it delivers
 what its trials could not, draws the pair's plots, logs the record and refreshes the sweep's
 leaderboard; at the end it sets the sweep's state and, while the store does not answer, waits a
@@ -13,17 +15,16 @@ Outboxes of the sweep and pair runs live in ``NAME/mlflow/``; trials' in their t
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryotune.documents.record import PairRecord, RecordIds, leaderboard
 from cryotune.errors import CryotuneError
-from cryotune.sweep.keys import TUNE_TRIAL_ID
-from cryotune.sweep.status import live_trials
-from cryotune.sweep.storage import masked_url, masked_urls
-from cryotune.sweep.workspace import SweepWorkspace, write_json_atomic
+from cryotune.masking import masked_url, masked_urls
+from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, PairCounts, PairEnd
+from cryotune.sweep.workspace import write_json_atomic
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
     CONFUSION_PNG,
@@ -39,9 +40,6 @@ from cryotune.tracking.names import (
     RECORD_ARTIFACT,
     STATE_FINISHED,
     STATE_RUNNING,
-    STATUS_COMPLETED,
-    STATUS_FAILED,
-    STATUS_PRUNED,
     TAG_DATASET,
     TAG_DATASETS,
     TAG_LEVEL,
@@ -62,12 +60,8 @@ SWEEP_FOLDER = "sweep"
 DEFAULT_WAIT_S = 60.0
 POLL_S = 2.0
 
-# Optuna trial state name -> (status tag, MLflow run status)
-TRIAL_OUTCOMES = {
-    "COMPLETE": (STATUS_COMPLETED, "FINISHED"),
-    "PRUNED": (STATUS_PRUNED, "KILLED"),
-    "FAIL": (STATUS_FAILED, "FAILED"),
-}
+RUN_STATUS = {COMPLETE: "FINISHED", PRUNED: "KILLED", FAILED: "FAILED"}
+"""A trial's outcome -> the MLflow status of its run (its tag says the outcome itself)."""
 
 log = logging.getLogger(__name__)
 
@@ -94,60 +88,36 @@ def open_experiment(client, name: str, uri: str) -> str:
     return experiment.experiment_id
 
 
-def study_counts(study) -> dict:
-    """The pair run's count metrics, from its study."""
-    trials = live_trials(study)
-    count = {s: sum(t.state.name == s for t in trials) for s in TRIAL_OUTCOMES}
-    complete = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+def count_metrics(counts: PairCounts) -> dict:
+    """The pair run's count metrics."""
     values = {
-        "trials_complete": count["COMPLETE"],
-        "trials_pruned": count["PRUNED"],
-        "trials_failed": count["FAIL"],
-        "trials_running": sum(t.state.name == "RUNNING" for t in trials),
+        "trials_complete": counts.complete,
+        "trials_pruned": counts.pruned,
+        "trials_failed": counts.failed,
+        "trials_running": counts.running,
     }
-    if complete:
-        values["best_val_miou"] = max(complete)
+    if counts.best_val_miou is not None:
+        values["best_val_miou"] = counts.best_val_miou
     return values
 
 
-def study_points(study) -> list[plots.TrialPoint]:
-    """Complete trials at their score, pruned ones at the last epoch they reported."""
-    points = []
-    for trial in live_trials(study):
-        if trial.state.name == "COMPLETE" and trial.value is not None:
-            state, value = "complete", trial.value
-        elif trial.state.name == "PRUNED" and trial.intermediate_values:
-            state, value = "pruned", trial.intermediate_values[max(trial.intermediate_values)]
-        else:
-            continue
-        points.append(
-            plots.TrialPoint(
-                trial.number, state, value, trial.params.get("lr"), trial.params.get("depth")
-            )
-        )
-    return points
-
-
-def leaderboard(records: list[dict]) -> dict:
-    """One dataset's table in ``mlflow.log_table``'s JSON format, best val mIoU first."""
-    rows = []
-    for r in records:
-        best, config = r.get("best") or {}, r.get("config") or {}
-        rows.append(
-            [
-                r["model"],
-                best.get("val_miou"),
-                (best.get("test_metrics") or {}).get("miou"),
-                config.get("lr"),
-                config.get("depth"),
-                r["search_space"].get("num_blocks"),
-                r["trials"]["complete"],
-                r["trials"]["pruned"],
-                r["trials"]["failed"],
-                r["ids"].get("mlflow_run_id"),
-            ]
-        )
-    rows.sort(key=lambda row: -1.0 if row[1] is None else -row[1])
+def leaderboard_table(records: list[PairRecord]) -> dict:
+    """One dataset's leaderboard in ``mlflow.log_table``'s JSON format, best val mIoU first."""
+    rows = [
+        [
+            r.model,
+            r.val_miou,
+            r.test_miou,
+            r.config.lr,
+            r.config.depth,
+            r.search_space.get("num_blocks"),
+            r.trials.complete,
+            r.trials.pruned,
+            r.trials.failed,
+            r.ids.mlflow_run_id,
+        ]
+        for r in leaderboard(records)
+    ]
     return {"columns": list(LEADERBOARD_COLUMNS), "data": rows}
 
 
@@ -162,7 +132,9 @@ class SweepTracker:
     """The sweep's MLflow runs; picklable (Tune keeps it inside the searcher's recorder)."""
 
     uri: str
-    workspace: SweepWorkspace
+    sweep: str
+    folder: Path
+    trials_dir: Path
     experiment_id: str
     sweep_run_id: str
     pair_run_ids: dict[str, str]
@@ -173,69 +145,82 @@ class SweepTracker:
         return {**self.__dict__, "_client": None, "_boxes": {}}
 
     @classmethod
-    def open(cls, plan, workspace: SweepWorkspace, uri: str, resume: bool) -> SweepTracker:
-        """Find or create the experiment and runs; CryotuneError when the store refuses them.
-
-        On ``resume``, what earlier sessions could not deliver is delivered now.
-        """
+    def open(
+        cls,
+        uri: str,
+        sweep: str,
+        datasets: list[str],
+        pairs: list[str],
+        workspace_dir: Path,
+        trials_dir: Path,
+        plan: dict,
+        resume: bool,
+    ) -> SweepTracker:
+        """Find or create the experiment and runs of sweep ``sweep`` (its ``pairs`` as
+        DATASET/MODEL keys; ``plan`` is logged as an artifact, passwords masked); CryotuneError
+        when the store refuses them. On ``resume``, what earlier sessions could not deliver is
+        delivered now."""
         from mlflow import MlflowClient
 
         quiet_mlflow_logs()
         client = MlflowClient(uri)
         try:
-            experiment_id = open_experiment(client, plan.name, uri)
+            experiment_id = open_experiment(client, sweep, uri)
         except Exception as exc:
             if transient(exc):
-                raise unreachable(uri, f"cannot open experiment '{plan.name}': {exc}") from None
+                raise unreachable(uri, f"cannot open experiment '{sweep}': {exc}") from None
             raise CryotuneError(
-                f"MLflow tracking store {masked_url(uri)} refused experiment '{plan.name}': "
+                f"MLflow tracking store {masked_url(uri)} refused experiment '{sweep}': "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        folder = workspace.dir / TRACKING_DIR
+        folder = workspace_dir / TRACKING_DIR
         sweep_tags = {
             TAG_LEVEL: LEVEL_SWEEP,
-            TAG_SWEEP: plan.name,
-            TAG_WORKSPACE: str(workspace.dir),
-            TAG_DATASETS: ",".join(plan.datasets),
-            TAG_MODELS: ",".join(dict.fromkeys(p.model for p in plan.pairs)),
+            TAG_SWEEP: sweep,
+            TAG_WORKSPACE: str(workspace_dir),
+            TAG_DATASETS: ",".join(datasets),
+            TAG_MODELS: ",".join(dict.fromkeys(p.partition("/")[2] for p in pairs)),
         }
         sweep_box = Outbox(folder / SWEEP_FOLDER)
         if not sweep_box.has_operations():
             sweep_box.append(
                 "create",
                 experiment_id=experiment_id,
-                run_name=plan.name,
+                run_name=sweep,
                 tags={**sweep_tags, TAG_STATE: STATE_RUNNING},
                 match={k: sweep_tags[k] for k in (TAG_LEVEL, TAG_SWEEP, TAG_WORKSPACE)},
             )
         sweep_box.append("tags", tags={TAG_STATE: STATE_RUNNING})
         sweep_box.append("status", status="RUNNING")
         shared_plan = sweep_box.folder / PLAN_ARTIFACT
-        write_json_atomic(shared_plan, masked_urls(workspace.read_plan()))
+        write_json_atomic(shared_plan, masked_urls(plan))
         sweep_box.append("artifact", file=str(shared_plan))
-        sweep_run_id = _deliver_now(sweep_box, client, uri, f"the run of sweep '{plan.name}'")
+        sweep_run_id = _deliver_now(sweep_box, client, uri, f"the run of sweep '{sweep}'")
         pair_run_ids = {}
-        for pair in plan.pairs:
-            box = Outbox(folder / pair_folder(pair.key))
+        for key in pairs:
+            box = Outbox(folder / pair_folder(key))
             if not box.has_operations():
+                dataset, _, model = key.partition("/")
                 tags = {
                     TAG_LEVEL: LEVEL_PAIR,
-                    TAG_SWEEP: plan.name,
-                    TAG_DATASET: pair.dataset,
-                    TAG_MODEL: pair.model,
-                    TAG_PAIR: pair.key,
+                    TAG_SWEEP: sweep,
+                    TAG_DATASET: dataset,
+                    TAG_MODEL: model,
+                    TAG_PAIR: key,
                     TAG_STATE: STATE_RUNNING,
                     PARENT_TAG: sweep_run_id,
                 }
                 box.append(
                     "create",
                     experiment_id=experiment_id,
-                    run_name=pair.key,
+                    run_name=key,
                     tags=tags,
                     match={k: tags[k] for k in (TAG_LEVEL, TAG_PAIR, PARENT_TAG)},
                 )
-            pair_run_ids[pair.key] = _deliver_now(box, client, uri, f"the run of {pair.key}")
-        tracker = cls(uri, workspace, experiment_id, sweep_run_id, pair_run_ids, client)
+            pair_run_ids[key] = _deliver_now(box, client, uri, f"the run of {key}")
+        tracker = cls(
+            uri, sweep, folder, trials_dir, experiment_id, sweep_run_id, pair_run_ids, client
+        )
         if resume:
             tracker.deliver_all()
         return tracker
@@ -248,197 +233,157 @@ class SweepTracker:
             self._client = MlflowClient(self.uri)
         return self._client
 
-    @property
-    def folder(self) -> Path:
-        return self.workspace.dir / TRACKING_DIR
-
     def _outbox(self, folder: Path) -> Outbox:
         """One Outbox object per folder, so a failed delivery pauses that outbox's retries."""
         if folder not in self._boxes:
             self._boxes[folder] = Outbox(folder)
         return self._boxes[folder]
 
-    def trial_context(self, pair) -> dict:
+    def _pair_box(self, pair: str) -> Outbox:
+        return self._outbox(self.folder / pair_folder(pair))
+
+    def trial_context(self, pair: str) -> dict:
         """What a trial needs to log its run: small and JSON-able (it travels in Tune's config)."""
+        dataset, _, model = pair.partition("/")
         return {
             "uri": self.uri,
             "experiment_id": self.experiment_id,
-            "pair_run_id": self.pair_run_ids[pair.key],
-            "sweep": pair.sweep,
-            "dataset": pair.dataset,
-            "model": pair.model,
-            "pair": pair.key,
+            "pair_run_id": self.pair_run_ids[pair],
+            "sweep": self.sweep,
+            "dataset": dataset,
+            "model": model,
+            "pair": pair,
         }
 
-    def trial_ended(self, pair, trial_id: str, study_trial: int | None, state, study) -> None:
-        """Mark the trial's run as its study sees it, and count it in the pair run."""
-        status, run_status = TRIAL_OUTCOMES[state.name]
-        outbox = self._outbox(self.workspace.trials_dir / trial_id)
+    def trial_ended(self, trial: EndedTrial, counts: PairCounts | None) -> None:
+        """Mark the trial's run with its outcome, and count it in the pair run."""
+        outbox = self._outbox(self.trials_dir / trial.trial_id)
         if not outbox.has_operations():  # the trial never started in a worker
-            outbox.append(
-                "create", **trial_run_fields(self.trial_context(pair), trial_id, study_trial)
-            )
-        outbox.append("tags", tags={TAG_STATUS: status})
-        outbox.append("status", status=run_status)
+            context = self.trial_context(trial.pair)
+            outbox.append("create", **trial_run_fields(context, trial.trial_id, trial.study_trial))
+        outbox.append("tags", tags={TAG_STATUS: trial.outcome})
+        outbox.append("status", status=RUN_STATUS[trial.outcome])
         outbox.deliver(self.client, wait=False)
-        self.pair_progress(pair, study)
+        if counts is not None:
+            box = self._pair_box(trial.pair)
+            box.append("metrics", metrics=count_metrics(counts), step=counts.done)
+            box.deliver(self.client, wait=False)
 
-    def pair_progress(self, pair, study) -> None:
-        values = study_counts(study)
-        done = values["trials_complete"] + values["trials_pruned"] + values["trials_failed"]
-        box = self._outbox(self.folder / pair_folder(pair.key))
-        box.append("metrics", metrics=values, step=done)
-        box.deliver(self.client, wait=False)
-
-    def deliver_pair_trials(self, study) -> None:
-        """Deliver what the pair's trials spooled, so the record can name their runs."""
-        for trial in study.get_trials(deepcopy=False):
-            trial_id = trial.user_attrs.get(TUNE_TRIAL_ID)
-            if trial_id is not None:
-                box = self._outbox(self.workspace.trials_dir / trial_id)
-                if box.has_operations() and not box.deliver(self.client, force=True):
-                    return  # the store is down: the sweep's end (or --resume) tries again
-
-    def record_ids(self, pair_key: str, record: dict) -> dict:
-        """The record's MLflow ids: the best trial's run (once created), the pair run, the
+    def record_ids(self, pair: str, tune_trial_id: str | None) -> RecordIds:
+        """The best trial's run (once created: delivered now if it can be), the pair run, the
         experiment."""
-        trial_id = record["ids"].get("tune_trial_id")
-        run_id = Outbox(self.workspace.trials_dir / trial_id).run_id() if trial_id else None
-        return {
-            "mlflow_run_id": run_id,
-            "mlflow_pair_run_id": self.pair_run_ids.get(pair_key),
-            "mlflow_experiment_id": self.experiment_id,
-        }
+        run_id = None
+        if tune_trial_id:
+            box = self._outbox(self.trials_dir / tune_trial_id)
+            if box.has_operations() and box.run_id() is None:
+                box.deliver(self.client, force=True)
+            run_id = box.run_id()
+        return RecordIds(
+            tune_trial_id=tune_trial_id,
+            mlflow_run_id=run_id,
+            mlflow_pair_run_id=self.pair_run_ids.get(pair),
+            mlflow_experiment_id=self.experiment_id,
+        )
 
-    def pair_ending(self, pair, study, record: dict) -> None:
-        """Spool the pair run's plots, record, final metrics and FINISHED status, before the
-        record file is written: a driver killed after writing it leaves the end spooled, and
-        one killed before writes the record again on ``--resume``."""
-        box = self._outbox(self.folder / pair_folder(pair.key))
-        for path in self._draw(pair, study, record, box.folder):
+    def pair_ending(self, end: PairEnd) -> None:
+        """Deliver what the pair's trials spooled; spool the pair run's plots, record, final
+        metrics and FINISHED status (delivered by ``pair_recorded``)."""
+        for trial_id in end.trial_ids:
+            box = self._outbox(self.trials_dir / trial_id)
+            if box.has_operations() and not box.deliver(self.client, force=True):
+                break  # the store is down: the sweep's end (or --resume) tries again
+        record = end.record
+        box = self._pair_box(record.key)
+        for path in self._draw(end, box.folder):
             box.append("artifact", file=str(path))
-        copy = box.folder / RECORD_ARTIFACT
-        write_json_atomic(copy, record)
-        box.append("artifact", file=str(copy))
-        values = study_counts(study)
-        test = ((record.get("best") or {}).get("test_metrics") or {}).get("miou")
-        if test is not None:
-            values["best_test_miou"] = test
-        trials = record["trials"]
-        done = trials["complete"] + trials["pruned"] + trials["failed"]
-        box.append("metrics", metrics=values, step=done)
+        self._spool_record(box, record)
+        values = count_metrics(end.counts)
+        if record.test_miou is not None:
+            values["best_test_miou"] = record.test_miou
+        box.append(
+            "metrics",
+            metrics=values,
+            step=record.trials.complete + record.trials.pruned + record.trials.failed,
+        )
         box.append("tags", tags={TAG_STATE: STATE_FINISHED})
         box.append("status", status="FINISHED")
 
-    def pair_finished(self, pair) -> None:
-        """Deliver the pair run's end (spooled by ``pair_ending``); the sweep's leaderboard."""
-        self._outbox(self.folder / pair_folder(pair.key)).deliver(self.client, force=True)
-        self.update_leaderboard(pair.dataset)
+    def pair_recorded(self, pair: str, dataset_records: list[PairRecord]) -> None:
+        self._pair_box(pair).deliver(self.client, force=True)
+        self.update_leaderboard(pair.partition("/")[0], dataset_records)
 
-    def close_ended_runs(self, plan, storage_url: str) -> int:
-        """Spool the end of every run whose trial ended in its study, or whose pair has a record,
-        but whose outbox does not end it: a driver killed between the two left it RUNNING.
-        Returns how many runs were closed."""
-        import optuna
+    def record_changed(self, record: PairRecord, dataset_records: list[PairRecord]) -> None:
+        self._spool_record(self._pair_box(record.key), record)
+        self.update_leaderboard(record.dataset, dataset_records)
 
-        storage = optuna.storages.RDBStorage(storage_url)
-        existing = set(optuna.get_all_study_names(storage))
+    def _spool_record(self, box: Outbox, record: PairRecord) -> None:
+        copy = box.folder / RECORD_ARTIFACT
+        record.write(copy)
+        box.append("artifact", file=str(copy))
+
+    def reconcile(self, ended: list[EndedTrial], recorded: list[PairRecord]) -> int:
+        """Spool the end of every run whose trial ended, or whose pair has a record, but whose
+        outbox does not end it: a driver killed between the two left it RUNNING. Returns how
+        many runs were closed."""
         closed = 0
-        for pair in plan.pairs:
-            if pair.study_name in existing:
-                study = optuna.load_study(study_name=pair.study_name, storage=storage)
-                for trial in live_trials(study):
-                    trial_id = trial.user_attrs.get(TUNE_TRIAL_ID)
-                    outcome = TRIAL_OUTCOMES.get(trial.state.name)
-                    if trial_id is None or outcome is None:
-                        continue
-                    box = self._outbox(self.workspace.trials_dir / trial_id)
-                    last = (box.last("status") or {}).get("status")
-                    if box.has_operations() and last != outcome[1]:
-                        self.trial_ended(pair, trial_id, trial.number, trial.state, study)
-                        closed += 1
-            path = self.workspace.record_path(pair.dataset, pair.model)
-            box = self._outbox(self.folder / pair_folder(pair.key))
-            if path.exists() and (box.last("status") or {}).get("status") != "FINISHED":
-                record = json.loads(path.read_text())
-                write_json_atomic(box.folder / RECORD_ARTIFACT, record)
-                box.append("artifact", file=str(box.folder / RECORD_ARTIFACT))
+        for trial in ended:
+            box = self._outbox(self.trials_dir / trial.trial_id)
+            last = (box.last("status") or {}).get("status")
+            if box.has_operations() and last != RUN_STATUS[trial.outcome]:
+                self.trial_ended(trial, None)
+                closed += 1
+        for record in recorded:
+            box = self._pair_box(record.key)
+            if (box.last("status") or {}).get("status") != "FINISHED":
+                self._spool_record(box, record)
                 box.append("tags", tags={TAG_STATE: STATE_FINISHED})
                 box.append("status", status="FINISHED")
-                self.update_leaderboard(pair.dataset)
+                same = [r for r in recorded if r.dataset == record.dataset]
+                self.update_leaderboard(record.dataset, same)
                 closed += 1
         return closed
 
-    def _draw(self, pair, study, record: dict, folder: Path) -> list[Path]:
+    def _draw(self, end: PairEnd, folder: Path) -> list[Path]:
         """The pair's PNGs; one that cannot be drawn is left out with a warning, not fatal."""
-        from cryotune.data.datasets import get_dataset
-
-        title = f"{pair.sweep}: {pair.key}"
-        points = study_points(study)
+        record = end.record
+        title = f"{self.sweep}: {record.key}"
+        points = list(end.points)
         jobs = [
             (HISTORY_PNG, lambda p: plots.optimization_history_png(points, p, title)),
             (LR_PNG, lambda p: plots.val_miou_vs_lr_png(points, p, title)),
         ]
-        best = record.get("best") or {}
-        confusion = (best.get("val_metrics") or {}).get("confusion")
+        confusion = ((record.best.val_metrics or {}) if record.best else {}).get("confusion")
         if confusion is not None:
-            classes = list(get_dataset(pair.dataset).classes)
+            classes = list(end.classes)
             jobs.append(
                 (
                     CONFUSION_PNG,
                     lambda p: plots.confusion_matrix_png(confusion, classes, p, f"{title} (val)"),
                 )
             )
-        trial_id = record["ids"].get("tune_trial_id")
-        preview = self.workspace.trials_dir / str(trial_id) / "preview.npz"
-        if trial_id and preview.is_file():
+        if end.preview is not None:
+            preview = Path(end.preview)
             jobs.append((PREVIEW_PNG, lambda p: plots.prediction_preview_png(preview, p, title)))
         drawn = []
         for name, draw in jobs:
             try:
                 drawn.append(draw(folder / name))
             except Exception:
-                log.warning("could not draw %s of %s", name, pair.key, exc_info=True)
+                log.warning("could not draw %s of %s", name, record.key, exc_info=True)
         return drawn
 
-    def update_leaderboard(self, dataset: str) -> None:
-        records = [
-            json.loads(p.read_text())
-            for p in sorted(self.workspace.records_dir.glob(f"{dataset}__*.json"))
-        ]
-        records = [r for r in records if r.get("dataset") == dataset]
+    def update_leaderboard(self, dataset: str, records: list[PairRecord]) -> None:
         box = self._outbox(self.folder / SWEEP_FOLDER)
         path = box.folder / LEADERBOARD_DIR / f"{dataset}.json"
-        write_json_atomic(path, leaderboard(records))
+        write_json_atomic(path, leaderboard_table([r for r in records if r.dataset == dataset]))
         box.append("table", file=str(path), dir=LEADERBOARD_DIR)
         box.deliver(self.client, force=True)
-
-    def fill_record_ids(self) -> bool:
-        """Complete records written while the store was down with the ids known now."""
-        changed: set[str] = set()
-        for path in sorted(self.workspace.records_dir.glob("*.json")):
-            record = json.loads(path.read_text())
-            key = f"{record['dataset']}/{record['model']}"
-            ids = {**record.get("ids", {})}
-            known = {k: v for k, v in self.record_ids(key, record).items() if v is not None}
-            missing = {k: v for k, v in known.items() if ids.get(k) != v}
-            if not missing and record.get("tracking_uri") == self.uri:
-                continue
-            record = {**record, "ids": {**ids, **missing}, "tracking_uri": self.uri}
-            write_json_atomic(path, record)
-            box = self._outbox(self.folder / pair_folder(key))
-            write_json_atomic(box.folder / RECORD_ARTIFACT, record)
-            box.append("artifact", file=str(box.folder / RECORD_ARTIFACT))
-            changed.add(record["dataset"])
-        for dataset in sorted(changed):
-            self.update_leaderboard(dataset)
-        return bool(changed)
 
     def outboxes(self) -> list[Outbox]:
         """Every outbox of the sweep: its run, its pairs' runs, its trials' runs."""
         folders = [self.folder / SWEEP_FOLDER]
         folders += sorted(p for p in self.folder.iterdir() if p.is_dir() and p != folders[0])
-        folders += sorted(p.parent for p in self.workspace.trials_dir.glob(f"*/{SPOOL_FILE}"))
+        folders += sorted(p.parent for p in self.trials_dir.glob(f"*/{SPOOL_FILE}"))
         return [self._outbox(f) for f in folders]
 
     def deliver_all(self) -> int:
@@ -462,24 +407,23 @@ class SweepTracker:
             if path.name == STORE_FILE
             else f"--tracking-uri {self.uri}"
         )
-        return (
-            f"MLflow: experiment '{self.workspace.name}' in {self.uri}; "
-            f"`cryotune mlflow {flag}` shows it"
-        )
+        return f"MLflow: experiment '{self.sweep}' in {self.uri}; `cryotune mlflow {flag}` shows it"
 
-    def close(self, state: str, wait_s: float) -> list[str]:
+    def close(self, state: str, wait_s: float, refresh=None) -> list[str]:
         """Set the sweep's state and deliver everything, waiting up to ``wait_s`` for the store;
-        notes for the user when runs still wait."""
+        ``refresh()`` (the sweep's) gives records the run ids learned meanwhile and says
+        whether one changed. Notes for the user when runs still wait."""
         box = self._outbox(self.folder / SWEEP_FOLDER)
         box.append("tags", tags={TAG_STATE: state})
         box.append("status", status="FINISHED" if state == STATE_FINISHED else "KILLED")
         deadline = time.monotonic() + wait_s
-        self.fill_record_ids()
+        refresh = refresh or (lambda: False)
+        refresh()
         waiting = self.deliver_all()
         while waiting and time.monotonic() < deadline:
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
             waiting = self.deliver_all()
-        if self.fill_record_ids():
+        if refresh():
             waiting = self.deliver_all()
         if not waiting:
             return []

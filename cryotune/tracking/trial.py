@@ -18,7 +18,7 @@ from cryotune.tracking.names import (
     CONFIG_ARTIFACT,
     LEVEL_TRIAL,
     PARENT_TAG,
-    STATUS_COMPLETED,
+    STATUS_COMPLETE,
     STATUS_FAILED,
     STATUS_RUNNING,
     TAG_DATASET,
@@ -174,7 +174,7 @@ class TrialTracker:
             "test_miou": test.get("miou"),
         }
         self.outbox.append("metrics", metrics=final, step=last)
-        self.outbox.append("tags", tags={TAG_STATUS: STATUS_COMPLETED})
+        self.outbox.append("tags", tags={TAG_STATUS: STATUS_COMPLETE})
         self.outbox.append("status", status="FINISHED")
         self.deliver(force=True)
 

@@ -52,35 +52,39 @@ class ContractStore:
 
 
 def _record(sweep: str, dataset: str, model: str, lr: float, val: float, test: float, ids: dict):
+    """The record the sweep writes, made by its own class (a record written at that value)."""
     from cryotune.config import TrialConfig
+    from cryotune.documents.record import BestResult, PairRecord, RecordIds, RecordTrials
     from cryotune.sweep.records import repeat_command
 
     config = TrialConfig(dataset=dataset, model=model, lr=lr, depth=2, epochs=3, weights="random")
-    config = config.model_dump(mode="json")
-    command, lacks = repeat_command(config)
-    return {
-        "schema": 1,
-        "sweep": sweep,
-        "dataset": dataset,
-        "model": model,
-        "study_name": f"{sweep}/{dataset}/{model}",
-        "status": "complete",
-        "config": config,
-        "params": {"lr": lr, "depth": 2},
-        "search_space": {"num_blocks": 5, "searched": {}, "fixed": {}},
-        "best": {
-            "val_miou": val,
-            "epoch": 3,
-            "per_class_iou": [val - 1, val + 1],
-            "val_metrics": {"miou": val},
-            "test_metrics": {"miou": test},
-        },
-        "trials": {"budget": 3, "complete": 2, "pruned": 1, "failed": 0, "total": 3},
-        "ids": ids,
-        "repeat_command": command,
-        "repeat_command_lacks": lacks,
-        "tracking_uri": "set by the fixture",
-    }
+    command, lacks = repeat_command(config.model_dump(mode="json"))
+    return PairRecord(
+        sweep=sweep,
+        dataset=dataset,
+        model=model,
+        study_name=f"{sweep}/{dataset}/{model}",
+        status="complete",
+        optuna_storage="sqlite:///optuna.db",
+        search_space={"num_blocks": 5, "searched": {}, "fixed": {}},
+        cryotune_version="0.1.0",
+        trials=RecordTrials(budget=3, complete=2, pruned=1, failed=0, total=3),
+        seconds={"pair_wall": 10.0, "trials": 9.0},
+        finished_at="2026-11-30T10:00:00+00:00",
+        config=config,
+        params={"lr": lr, "depth": 2},
+        best=BestResult(
+            val_miou=val,
+            epoch=3,
+            per_class_iou=[val - 1, val + 1],
+            val_metrics={"miou": val},
+            test_metrics={"miou": test},
+        ),
+        ids=RecordIds(**ids),
+        repeat_command=command,
+        repeat_command_lacks=lacks,
+        tracking_uri="set by the fixture",
+    ).to_dict()
 
 
 # (sweep, state, pairs: {pair: (state, [(study trial, status, lr, best_val_miou)], record)})
@@ -91,15 +95,15 @@ _SWEEPS = {
             "glid/unet": (
                 "finished",
                 [
-                    (0, "completed", 1e-3, 80.0),
+                    (0, "complete", 1e-3, 80.0),
                     (1, "pruned", 3e-3, 40.0),
-                    (2, "completed", 5e-4, 85.0),
+                    (2, "complete", 5e-4, 85.0),
                 ],
                 (85.0, 83.0),
             ),
             "glid/dofa": (
                 "finished",
-                [(0, "completed", 2e-4, 88.0), (1, "failed", 1e-3, None)],
+                [(0, "complete", 2e-4, 88.0), (1, "failed", 1e-3, None)],
                 (88.0, 86.5),
             ),
         },
@@ -120,7 +124,13 @@ _SWEEPS = {
         },
     ),
 }
-_RUN_STATUS = {"completed": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# 'alpha' tags its trials as cryotune does now; 'beta' with the spelling of earlier versions.
+_RUN_STATUS = {
+    "complete": "FINISHED",
+    "completed": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+}
 
 
 @pytest.fixture(scope="session")
@@ -209,18 +219,11 @@ def contract_store(tmp_path_factory) -> ContractStore:
                     client.log_metric(trial_run, "best_val_miou", best)
                 if status in _RUN_STATUS:
                     client.set_terminated(trial_run, _RUN_STATUS[status])
-            count = {
-                s: sum(t[1] == s for t in trials)
-                for s in ("completed", "pruned", "failed", "running")
-            }
-            for status, metric in (
-                ("completed", "complete"),
-                ("pruned", "pruned"),
-                ("failed", "failed"),
-                ("running", "running"),
-            ):
-                client.log_metric(pair_run, f"trials_{metric}", count[status], step=len(trials))
-            done = [t[3] for t in trials if t[1] == "completed"]
+            outcome = [names.LEGACY_STATUS.get(t[1], t[1]) for t in trials]
+            for status in ("complete", "pruned", "failed", "running"):
+                count = outcome.count(status)
+                client.log_metric(pair_run, f"trials_{status}", count, step=len(trials))
+            done = [t[3] for t, o in zip(trials, outcome) if o == "complete"]
             client.log_metric(pair_run, "best_val_miou", max(done), step=len(trials))
             if result is not None:
                 val, test = result

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from cryotune.tracking.names import (
     LEVEL_TRIAL,
-    STATUS_COMPLETED,
+    STATUS_COMPLETE,
     TAG_LEVEL,
     TAG_STATUS,
     TAG_TRIAL_ID,
@@ -169,6 +169,6 @@ def test_a_lost_node_s_trials_resume_on_another_and_the_sweep_loses_nothing(
     by_trial = {run.data.tags[TAG_TRIAL_ID]: run for run in runs}
     assert set(by_trial) == tune_ids and len(runs) == len(tune_ids)
     for trial_id, run in by_trial.items():
-        assert run.info.status == "FINISHED" and run.data.tags[TAG_STATUS] == STATUS_COMPLETED
+        assert run.info.status == "FINISHED" and run.data.tags[TAG_STATUS] == STATUS_COMPLETE
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_miou")]
         assert sorted(set(steps)) == [e["epoch"] for e in _epochs(trials_dir / trial_id)]

@@ -15,7 +15,7 @@ from cryotune.tracking.outbox import SPOOL_FILE, Outbox
 from cryotune.tracking.uri import CLIENT_ENVIRONMENT
 
 SWEEP = "smoke-glid"
-STATUS = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
+STATUS = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 
 
 def test_a_server_outage_mid_sweep_loses_nothing(

@@ -51,14 +51,14 @@ def test_operations_are_delivered_in_order(tmp_path, client, experiment):
     _spool_run(outbox, experiment)
     (tmp_path / "trial" / "config.json").write_text('{"a": 1}')
     outbox.append("artifact", file=str(tmp_path / "trial" / "config.json"))
-    outbox.append("tags", tags={"cryotune.status": "completed"})
+    outbox.append("tags", tags={"cryotune.status": "complete"})
     outbox.append("status", status="FINISHED")
     assert outbox.pending() == 8
     assert outbox.deliver(client)
     (run,) = _runs(client, experiment)
     assert run.info.run_id == outbox.run_id() and run.info.status == "FINISHED"
     assert run.data.params == {"lr": "0.1", "depth": "3"}
-    assert run.data.tags["cryotune.status"] == "completed"
+    assert run.data.tags["cryotune.status"] == "complete"
     history = client.get_metric_history(run.info.run_id, "val_miou")
     assert [(m.step, m.value) for m in history] == [(1, 10.0), (2, 20.0), (3, 30.0)]
     assert "skipped" not in run.data.metrics
@@ -116,7 +116,7 @@ def test_the_courier_delivers_behind_the_logger_and_outlives_a_dead_store(
 def test_redelivery_after_a_crash_duplicates_nothing(tmp_path, client, experiment):
     outbox = Outbox(tmp_path / "trial")
     _spool_run(outbox, experiment)
-    outbox.append("tags", tags={"cryotune.status": "completed"})
+    outbox.append("tags", tags={"cryotune.status": "complete"})
     assert outbox.deliver(client)
     run_id = outbox.run_id()
     # Killed after delivering but before counting or caching the run id: all of it again.

@@ -15,7 +15,7 @@ from cryotune.tracking.outbox import Outbox
 
 SWEEP = "smoke-glid"
 PAIRS = ["glid/unet", "glid/ssl4eo_mae"]
-STATUS = {"COMPLETE": ("completed", "FINISHED"), "PRUNED": ("pruned", "KILLED")}
+STATUS = {"COMPLETE": ("complete", "FINISHED"), "PRUNED": ("pruned", "KILLED")}
 
 
 @pytest.fixture(scope="module")
