@@ -181,7 +181,7 @@ def run_cryotune(
         num_cpus=slots,
         max_concurrent=slots,
         seed=seed,
-        tracking_wait_s=0,
+        tracking_wait=0,
     )
     started = time.time()
     outcome = run_sweep(request)

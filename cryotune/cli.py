@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
+from cryotune.cli_flags import (
+    add_data_root,
+    add_deprecated,
+    add_tracking_uri,
+    add_train_flags,
+    add_weights,
+    add_workspace,
+)
 from cryotune.errors import CryotuneError, UsageError
 from cryotune.table import format_table
 
@@ -16,26 +25,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def _trial_choices(field: str) -> list[str]:
-    """The values a TrialConfig Literal field takes, so the flag and the config agree."""
-    from typing import get_args
-
-    from cryotune.config import TrialConfig
-
-    return list(get_args(TrialConfig.model_fields[field].annotation))
-
-
 def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     from cryotune.data.datasets import DATASETS
-    from cryotune.data.roots import find_root
+    from cryotune.data.roots import DataRoots, find_root
 
+    given = DataRoots.parse(args.data_root, list(DATASETS), "a Cryo-Bench dataset")
     rows = []
     for spec in DATASETS.values():
-        root = find_root(spec.key, args.data_root if args.data_root else None)
+        root = find_root(spec.key, given.folder(spec.key))
         rows.append(
             {
                 "key": spec.key,
@@ -83,9 +84,10 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 def cmd_data_check(args: argparse.Namespace) -> int:
     from cryotune.data.check import check_dataset
-    from cryotune.data.roots import resolve_root
+    from cryotune.data.roots import DataRoots, resolve_root
 
-    root = resolve_root(args.key, args.root)
+    given = DataRoots.parse(args.data_root, [args.key], "the dataset checked")
+    root = resolve_root(args.key, given.folder(args.key))
     report = check_dataset(args.key, root)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0 if report.ok else 1
@@ -94,7 +96,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from cryotune.models.catalog import model_rows
 
-    rows = model_rows(args.weights_dir)
+    rows = model_rows(args.weights)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -122,42 +124,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from cryotune.config import TrialConfig
+    from cryotune.cli_flags import train_config
     from cryotune.train.repeats import train_repeats
 
-    overrides = {
-        k: v
-        for k, v in {
-            "lr": args.lr,
-            "weight_decay": args.weight_decay,
-            "depth": args.depth,
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "label_fraction": args.label_fraction,
-            "seed": args.seed,
-            "data_root": args.data_root,
-            "weights": args.weights,
-            "cache_dir": args.cache_dir,
-            "crop_size": args.crop_size,
-            "max_steps_per_epoch": args.max_steps_per_epoch,
-            "device": args.device,
-            "val_every": args.val_every,
-            "view": args.view,
-            "precision": args.precision,
-            "neck_pool": args.neck_pool,
-            "swin_taps": args.swin_taps,
-        }.items()
-        if v is not None
-    }
-    try:
-        config = TrialConfig(dataset=args.dataset, model=args.model, **overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UsageError(
-            f"--{'-'.join(map(str, err['loc'])).replace('_', '-')}: {err['msg']}"
-        ) from None
+    config = train_config(args)
     result = train_repeats(config, seeds=args.seeds, out=Path(args.out) if args.out else None)
     print(result.format_table())
     return 0
@@ -196,30 +166,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from cryotune.sweep.driver import SweepRequest, run_sweep
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
+    # SweepRequest's fields are the sweep's flags by name: a new setting is a field and a flag.
     outcome = run_sweep(
-        SweepRequest(
-            datasets=args.datasets,
-            config=args.config,
-            models=args.models,
-            trials=args.trials,
-            max_epochs=args.max_epochs,
-            label_fraction=args.label_fraction,
-            address=args.address,
-            gpus_per_trial=args.gpus_per_trial,
-            max_concurrent=args.max_concurrent,
-            name=args.name,
-            workspace=args.workspace,
-            resume=args.resume,
-            seed=args.seed,
-            data_root=args.data_root,
-            weights=args.weights,
-            num_cpus=args.num_cpus,
-            tracking_uri=args.tracking_uri,
-            tracking_wait_s=args.tracking_wait,
-            storage=args.storage,
-            optuna_storage=args.optuna_storage,
-            data_workers=args.data_workers,
-        )
+        SweepRequest(**{f.name: getattr(args, f.name) for f in fields(SweepRequest)})
     )
     for note in outcome.notes:
         print(note)
@@ -332,8 +281,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--workspace", help="folder of the sweeps (default ./cryotune-runs)")
-    source.add_argument("--tracking-uri", help="read an MLflow tracking store instead")
+    add_workspace(source)
+    add_tracking_uri(source, "read its sweeps instead of a workspace's")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("datasets", help="list the Cryo-Bench datasets and whether data was found")
-    p.add_argument("--data-root", help="folder holding one dataset (checked for every key)")
+    add_data_root(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_datasets)
 
@@ -356,49 +305,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("check", help="validate a dataset before spending GPU hours")
     p.add_argument("key")
-    p.add_argument("--root", help="dataset folder; else $CRYOTUNE_DATA/<key> or the default")
+    add_data_root(p)
+    add_deprecated(p, "--root", "--data-root", append=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_data_check)
 
     p = sub.add_parser("models", help="list encoders: sizes, bands, depth range, weights status")
-    p.add_argument("--weights-dir", help="checkpoint folder; else $CRYOTUNE_WEIGHTS")
+    add_weights(p, "the checkpoint folder to look in; else $CRYOTUNE_WEIGHTS")
+    add_deprecated(p, "--weights-dir", "--weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("train", help="train one config, optionally over several seeds")
-    p.add_argument("dataset")
-    p.add_argument("model")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.05)")
-    p.add_argument("--depth", type=int, help="trailing encoder blocks that train (0 = frozen)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--label-fraction", type=float)
-    p.add_argument("--seed", type=int, help="first seed (default 234)")
+    add_train_flags(p)  # one flag per TrialConfig field
     p.add_argument("--seeds", type=int, default=1, help="repeats with seeds seed, seed+1, ...")
-    p.add_argument("--data-root")
-    p.add_argument("--weights", help="'random' or a checkpoint folder; else $CRYOTUNE_WEIGHTS")
-    p.add_argument("--cache-dir")
-    p.add_argument("--crop-size", type=int)
-    p.add_argument("--max-steps-per-epoch", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument(
-        "--val-every", type=int, help="validate every N epochs and after the last (default 5)"
-    )
-    p.add_argument(
-        "--view", help="dataset view the encoder reads (sar, optical); default: Cryo-Bench's"
-    )
-    p.add_argument(
-        "--precision",
-        choices=_trial_choices("precision"),
-        help="on CUDA: bf16 autocast (default) or fp32 as Cryo-Bench ran",
-    )
-    p.add_argument(
-        "--neck-pool", choices=_trial_choices("neck_pool"), help="ViT neck max-pool rounding"
-    )
-    p.add_argument(
-        "--swin-taps", choices=_trial_choices("swin_taps"), help="GFM-Swin taps (as PANGAEA)"
-    )
     p.add_argument("--out", help="folder for history and metrics JSON")
     p.set_defaults(func=cmd_train)
 
@@ -414,18 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=_positive_int, help="trials at once, all pairs")
     p.add_argument("--num-cpus", type=_positive_int, help="CPUs of the embedded cluster")
     p.add_argument("--name", help="sweep name (default: SPEC-DATASET...)")
-    p.add_argument("--workspace", help="folder for everything the sweep writes (./cryotune-runs)")
+    add_workspace(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     p.add_argument("--seed", type=int, help="sampler and training seed")
-    p.add_argument(
-        "--data-root", action="append", help="DIR holding KEY/ folders, or KEY=DIR (repeatable)"
-    )
-    p.add_argument("--weights", help="'random' or a checkpoint folder; else $CRYOTUNE_WEIGHTS")
-    p.add_argument(
-        "--tracking-uri",
-        help="MLflow store: http://HOST:PORT or sqlite:///PATH; else $MLFLOW_TRACKING_URI, "
-        "else WORKSPACE/mlflow.db",
-    )
+    add_data_root(p)
+    add_weights(p)
+    add_tracking_uri(p, "the sweep logs to it; else $MLFLOW_TRACKING_URI, else WORKSPACE/mlflow.db")
     p.add_argument(
         "--tracking-wait",
         type=_non_negative,
@@ -445,18 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
         "$CRYOTUNE_OPTUNA_STORAGE, else the spec's optuna_storage, else the workspace",
     )
     p.add_argument(
-        "--data-workers",
+        "--num-workers",
         type=_non_negative_int,
         metavar="N",
         help="data-loading processes per trial (spec trial.num_workers; the trial's CPU "
         "request is raised to at least N)",
     )
+    add_deprecated(p, "--data-workers", "--num-workers", type=_non_negative_int, metavar="N")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("mlflow", help="the MLflow UI over a workspace's runs, on 127.0.0.1")
     p.add_argument("--port", type=int, default=5000, help="default 5000")
-    p.add_argument("--workspace", help="folder of the sweeps (default ./cryotune-runs)")
-    p.add_argument("--tracking-uri", help="serve this sqlite:/// or database store instead")
+    add_workspace(p)
+    add_tracking_uri(p, "serve it instead of the workspace's (a sqlite or database store)")
     p.add_argument(
         "--artifacts-dir",
         help="where a --tracking-uri store's artifacts go (default: beside a sqlite file, "

@@ -16,8 +16,8 @@ class TrialConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: str
-    model: str
+    dataset: str = Field(description="dataset key (`cryotune datasets`)")
+    model: str = Field(description="encoder key (`cryotune models`)")
     lr: float = Field(1e-4, gt=0, description="AdamW learning rate")
     depth: int | None = Field(
         None,
@@ -25,16 +25,16 @@ class TrialConfig(BaseModel):
         description="trailing encoder blocks that train: 0 frozen, the block count full; "
         "None: frozen for pretrained encoders, full for from-scratch baselines",
     )
-    epochs: int = Field(80, ge=1)
-    batch_size: int = Field(8, ge=1)
-    weight_decay: float = Field(0.05, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    epochs: int = Field(80, ge=1, description="training epochs")
+    batch_size: int = Field(8, ge=1, description="tiles per training batch")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas")
     milestones: tuple[float, ...] = Field(
         (0.6, 0.9), description="MultiStepLR milestones as fractions of all iterations"
     )
-    gamma: float = Field(0.1, gt=0)
+    gamma: float = Field(0.1, gt=0, description="MultiStepLR factor at each milestone")
     label_fraction: float = Field(1.0, gt=0, le=1, description="few-shot fraction of train tiles")
-    seed: int = 234
+    seed: int = Field(234, description="seed of the few-shot draw, initialisation and batches")
     data_root: str | None = Field(None, description="dataset folder; else $CRYOTUNE_DATA/<key>")
     weights: str | None = Field(
         None, description="'random', a folder of checkpoints, or None for $CRYOTUNE_WEIGHTS"
@@ -65,9 +65,9 @@ class TrialConfig(BaseModel):
         "(256,512,1024,1024 channels), or the stage outputs (128..1024 at strides 4..32)",
     )
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for smoke runs")
-    num_workers: int = Field(0, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    evaluate_test: bool = True
+    num_workers: int = Field(0, ge=0, description="data-loading processes (0: in the trainer)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present")
+    evaluate_test: bool = Field(True, description="score the best checkpoint on the test split")
 
     @model_validator(mode="after")
     def _check(self) -> TrialConfig:

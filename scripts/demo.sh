@@ -6,7 +6,7 @@ bin=.venv/bin
 for key in glid caffe; do
   rm -rf "$out/data/$key"
   $bin/cryotune data synth "$key" --out "$out/data/$key" --tiles 16 --seed 0
-  $bin/cryotune data check "$key" --root "$out/data/$key"
+  $bin/cryotune data check "$key" --data-root "$out/data"
 done
 rm -rf "$out/runs"
 $bin/cryotune sweep glid caffe --config sweeps/smoke.yaml --data-root "$out/data" --workspace "$out/runs"

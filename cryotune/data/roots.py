@@ -1,12 +1,19 @@
-"""Where a dataset lives: ``--data-root``, else ``$CRYOTUNE_DATA/<key>``, else a per-user folder."""
+"""Where a dataset lives: ``--data-root``, else ``$CRYOTUNE_DATA/<key>``, else a per-user folder.
+
+``--data-root`` means the same in every command: a folder holding ``KEY/`` dataset folders
+(given once), or ``KEY=DIR`` naming one dataset's folder (repeatable). A dataset's own folder
+given as ``DIR`` also works, since ``DIR`` is used itself when ``DIR/KEY`` holds no dataset.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryotune.data.datasets import DatasetSpec, get_dataset
-from cryotune.errors import DataError
+from cryotune.errors import DataError, UsageError
 
 DATA_ENV = "CRYOTUNE_DATA"
 
@@ -62,8 +69,8 @@ def resolve_root(key: str, data_root: str | Path | None = None) -> Path:
         if folder.is_dir():
             return _dataset_folder(spec, folder)
     hint = (
-        f"give the dataset folder (--data-root, or --root for data check) or set ${DATA_ENV} "
-        f"to a folder holding {key}/"
+        f"give --data-root DIR (holding {key}/) or {key}=DIR, or set ${DATA_ENV} to a folder "
+        f"holding {key}/"
         if data_root is None
         else "check the path"
     )
@@ -71,3 +78,41 @@ def resolve_root(key: str, data_root: str | Path | None = None) -> Path:
         f"no data for dataset '{key}': tried {', '.join(str(p) for p in tried)} "
         f"(not a folder); {hint}"
     )
+
+
+@dataclass(frozen=True)
+class DataRoots:
+    """The ``--data-root`` values of one command: one DIR holding KEY/ folders, KEY=DIR pairs."""
+
+    parent: str | None = None
+    by_key: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(
+        cls, values: Sequence[str] | None, keys: Sequence[str], role: str = "a dataset here"
+    ) -> DataRoots:
+        """Split the values; a KEY outside ``keys`` (what the command reads, named by ``role``)
+        or a second DIR is a usage error rather than a folder silently unused."""
+        by_key: dict[str, str] = {}
+        parents: list[str] = []
+        for item in values or []:
+            key, sep, folder = item.partition("=")
+            if not sep or "/" in key or os.sep in key:  # a path holding "=" is a DIR
+                parents.append(item)
+            elif key not in keys:
+                raise UsageError(f"--data-root {item}: '{key}' is not {role} ({', '.join(keys)})")
+            else:
+                by_key[key] = folder
+        if len(parents) > 1:
+            raise UsageError("--data-root DIR may be given once; use KEY=DIR for several datasets")
+        return cls(parents[0] if parents else None, by_key)
+
+    def folder(self, key: str) -> str | None:
+        """The folder given for ``key``: its KEY=DIR, else DIR/KEY when that holds the dataset,
+        else DIR itself (a dataset's own folder); None when no flag names one."""
+        if key in self.by_key:
+            return self.by_key[key]
+        if self.parent is None:
+            return None
+        inner = Path(self.parent) / key
+        return str(inner) if find_root(key, inner) is not None else self.parent

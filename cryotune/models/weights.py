@@ -1,6 +1,6 @@
 """Checkpoints: where they are, how each family's official key names map onto the encoder.
 
-Lookup: ``--weights DIR`` (or ``--weights-dir``), else ``$CRYOTUNE_WEIGHTS``, else the
+Lookup: ``--weights DIR``, else ``$CRYOTUNE_WEIGHTS``, else the
 per-user ``$XDG_CACHE_HOME/cryotune/weights``; a file is found as ``DIR/<file>`` or
 ``DIR/<model key>/<file>``. Loading is strict: after the family's layout has unwrapped,
 renamed and dropped the checkpoint's non-encoder parts (decoders, heads, projectors, other

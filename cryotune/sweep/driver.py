@@ -73,7 +73,7 @@ DRIVER_ENVIRONMENT = {
 
 @dataclass(frozen=True)
 class SweepRequest:
-    """The ``cryotune sweep`` command line, parsed."""
+    """The ``cryotune sweep`` command line, parsed: each field is the flag of its name."""
 
     datasets: list[str]
     config: str | None = None
@@ -92,10 +92,10 @@ class SweepRequest:
     weights: str | None = None
     num_cpus: int | None = None
     tracking_uri: str | None = None
-    tracking_wait_s: float | None = None
+    tracking_wait: float | None = None
     storage: str | None = None
     optuna_storage: str | None = None
-    data_workers: int | None = None
+    num_workers: int | None = None
 
 
 @dataclass
@@ -120,7 +120,7 @@ def resolve_spec(request: SweepRequest) -> SweepSpec:
             "trial.label_fraction": request.label_fraction,
             "resources.gpu": request.gpus_per_trial,
             "resources.max_concurrent": request.max_concurrent,
-            "trial.num_workers": request.data_workers,
+            "trial.num_workers": request.num_workers,
             "sampler.seed": request.seed,
             "trial.seed": request.seed,
         },
@@ -462,7 +462,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
         notes.append(
             f"interrupted: {', '.join(unfinished)} not finished; repeat the command with --resume"
         )
-    wait_s = DEFAULT_WAIT_S if request.tracking_wait_s is None else request.tracking_wait_s
+    wait_s = DEFAULT_WAIT_S if request.tracking_wait is None else request.tracking_wait
     try:
         recorder.reconcile_observer(plan.pairs)
     except (OSError, OperationalError, optuna.exceptions.StorageInternalError) as exc:

@@ -218,34 +218,10 @@ def _check_weights(pairs: list[tuple[str, str]], weights: str | None) -> None:
 
 def resolve_data_roots(datasets: list[str], data_root: list[str] | None) -> dict[str, str]:
     """Each dataset's folder from ``--data-root KEY=DIR`` or ``--data-root DIR`` (holding KEY/)."""
-    from cryotune.data.roots import find_root, resolve_root
+    from cryotune.data.roots import DataRoots, resolve_root
 
-    explicit: dict[str, str] = {}
-    parents: list[str] = []
-    for item in data_root or []:
-        key, sep, folder = item.partition("=")
-        if sep:
-            if key not in datasets:
-                raise UsageError(
-                    f"--data-root {item}: '{key}' is not a swept dataset ({', '.join(datasets)})"
-                )
-            explicit[key] = folder
-        else:
-            parents.append(item)
-    if len(parents) > 1:
-        raise UsageError("--data-root DIR may be given once; use KEY=DIR for several datasets")
-    roots = {}
-    for key in datasets:
-        if key in explicit:
-            roots[key] = str(resolve_root(key, explicit[key]))
-        elif parents:
-            parent = Path(parents[0]).expanduser()
-            inner = find_root(key, parent / key)
-            roots[key] = str(inner if inner else resolve_root(key, parent))
-        else:
-            roots[key] = str(resolve_root(key, None))
-        roots[key] = str(Path(roots[key]).resolve())
-    return roots
+    given = DataRoots.parse(data_root, datasets, "a swept dataset")
+    return {key: str(resolve_root(key, given.folder(key)).resolve()) for key in datasets}
 
 
 def plan_sweep(

@@ -44,46 +44,13 @@ from cryotune.sweep.workspace import SweepWorkspace
 # joined at exit, and ``PairRecorder.finish`` prunes the pair's trials again, synchronously.
 _REMOVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryotune-prune")
 
-# `cryotune train` flags for TrialConfig fields; fields without a flag are listed in the record.
-TRAIN_FLAGS = {
-    "lr": "--lr",
-    "weight_decay": "--weight-decay",
-    "depth": "--depth",
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "label_fraction": "--label-fraction",
-    "seed": "--seed",
-    "data_root": "--data-root",
-    "weights": "--weights",
-    "cache_dir": "--cache-dir",
-    "crop_size": "--crop-size",
-    "max_steps_per_epoch": "--max-steps-per-epoch",
-    "device": "--device",
-    "val_every": "--val-every",
-    "view": "--view",
-    "precision": "--precision",
-    "neck_pool": "--neck-pool",
-    "swin_taps": "--swin-taps",
-}
-
 
 def repeat_command(config: dict) -> tuple[str, list[str]]:
     """``cryotune train`` for a config, and the fields differing from defaults it cannot set."""
-    from cryotune.config import TrialConfig
+    from cryotune.cli_flags import train_arguments
 
-    defaults = TrialConfig(dataset=config["dataset"], model=config["model"]).model_dump(mode="json")
-    args = ["cryotune", "train", config["dataset"], config["model"]]
-    missing = []
-    for key, value in config.items():
-        if key in ("dataset", "model") or value is None:
-            continue
-        flag = TRAIN_FLAGS.get(key)
-        if flag is not None:
-            if key in ("lr", "depth", "epochs", "seed") or value != defaults.get(key):
-                args += [flag, repr(value) if isinstance(value, float) else str(value)]
-        elif value != defaults.get(key):
-            missing.append(key)
-    return shlex.join(args), missing
+    args, missing = train_arguments(config)
+    return shlex.join(["cryotune", "train", *args]), missing
 
 
 @dataclass(frozen=True)

@@ -150,11 +150,11 @@ def test_cache_build_fails_naming_the_bad_file(synth_copy, tmp_path):
 
 
 def test_cli_data_check_exit_codes_and_json(synth_root, synth_copy, capsys):
-    assert main(["data", "check", "shelf", "--root", str(synth_root("shelf"))]) == 0
+    assert main(["data", "check", "shelf", "--data-root", str(synth_root("shelf"))]) == 0
     assert "shelf at" in capsys.readouterr().out
     root = synth_copy("shelf")
     shutil.rmtree(root / "train")
-    assert main(["data", "check", "shelf", "--root", str(root), "--json"]) == 1
+    assert main(["data", "check", "shelf", "--data-root", str(root), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] is False
     assert any("missing folder" in i["problem"] for i in result["issues"])

@@ -60,7 +60,7 @@ def test_weights_are_reported_missing_with_their_source_until_present(tmp_path, 
 
 
 def test_cryotune_models_prints_the_catalog(tmp_path, capsys):
-    assert main(["models", "--json", "--weights-dir", str(tmp_path)]) == 0
+    assert main(["models", "--json", "--weights", str(tmp_path)]) == 0
     rows = _by_key(json.loads(capsys.readouterr().out))
     assert rows["scalemae"]["input_size"] == 224 and rows["scalemae"]["blocks"] == 24
     assert main(["models"]) == 0
@@ -69,7 +69,7 @@ def test_cryotune_models_prints_the_catalog(tmp_path, capsys):
 
 
 def test_a_weights_folder_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
-    assert main(["models", "--weights-dir", str(tmp_path / "nowhere")]) == 2
+    assert main(["models", "--weights", str(tmp_path / "nowhere")]) == 2
     assert "nowhere' does not exist" in capsys.readouterr().err
 
 

@@ -84,10 +84,10 @@ def test_token_groups_and_resampled_grids_count_in_the_estimate():
     assert cropped.token_grid == 10
 
 
-def test_data_workers_per_trial_raise_the_cpu_request(data_root):
+def test_num_workers_per_trial_raise_the_cpu_request(data_root):
     from cryotune.sweep.driver import SweepRequest, resolve_spec
 
-    spec = resolve_spec(SweepRequest(datasets=["glid"], data_workers=3))
+    spec = resolve_spec(SweepRequest(datasets=["glid"], num_workers=3))
     assert spec.trial["num_workers"] == 3
     plan = plan_sweep(spec, "r", ["glid"], ["unet"], [str(data_root)], "random")
     assert plan.pairs[0].base.num_workers == 3
