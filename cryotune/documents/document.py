@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cryotune.errors import DataError
 
@@ -25,8 +26,28 @@ class Document(BaseModel):
 
     SCHEMA: ClassVar[int] = 1
     KIND: ClassVar[str] = "document"
+    MIGRATIONS: ClassVar[dict[int, Callable[[dict], dict]]] = {}
+    """schema N -> the function turning a version-N document into version N + 1."""
 
-    schema_version: int = Field(1, alias="schema", description="version of this document's shape")
+    schema_version: int = Field(alias="schema", description="version of this document's shape")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Bring a document written by an older cryotune to this version's shape; one without
+        a schema is as new as this cryotune."""
+        if not isinstance(data, dict):
+            return data
+        version = data.get("schema", data.get("schema_version"))
+        if version is None:
+            return {**data, "schema": cls.SCHEMA}
+        if not isinstance(version, int) or version > cls.SCHEMA:
+            return data
+        while version < cls.SCHEMA:
+            data = cls.MIGRATIONS.get(version, lambda d: d)(data)
+            version += 1
+        data = {k: v for k, v in data.items() if k != "schema_version"}
+        return {**data, "schema": version}
 
     @field_validator("schema_version")
     @classmethod

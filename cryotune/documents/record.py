@@ -74,8 +74,8 @@ class RecordWeights(Part):
 class RecordIds(Part):
     """Where the pair's best trial lives in each store."""
 
-    tune_trial_id: str | None = None
-    optuna_trial_number: int | None = None
+    tune_trial_id: str | None = Field(None, description="also the trial's folder name")
+    study_trial: int | None = Field(None, description="the trial's number in the pair's study")
     mlflow_run_id: str | None = Field(None, description="the best trial's MLflow run")
     mlflow_pair_run_id: str | None = Field(None, description="the pair's MLflow run")
     mlflow_experiment_id: str | None = None
@@ -85,6 +85,8 @@ class PairRecord(Document):
     """What a finished pair found, enough to repeat and audit it."""
 
     KIND = "best-config record"
+    SCHEMA = 2
+    MIGRATIONS = {1: lambda d: _renamed_ids(d, optuna_trial_number="study_trial")}
 
     sweep: str
     dataset: str
@@ -138,6 +140,11 @@ class PairRecord(Document):
     def read(cls, path: Path) -> PairRecord:
         record = super().read(path)
         return record.model_copy(update={"record_file": str(path)})
+
+
+def _renamed_ids(data: dict, **renames: str) -> dict:
+    ids = {renames.get(k, k): v for k, v in (data.get("ids") or {}).items()}
+    return {**data, "ids": ids}
 
 
 class UnreadableRecord(BaseModel):

@@ -129,7 +129,7 @@ class MlflowSource:
             if ids.mlflow_pair_run_id is None:
                 ids = ids.model_copy(update={"mlflow_pair_run_id": run.info.run_id})
             if ids.mlflow_run_id is None:
-                run_id = self._trial_run_id(run, ids.optuna_trial_number)
+                run_id = self._trial_run_id(run, ids.study_trial)
                 ids = ids.model_copy(update={"mlflow_run_id": run_id})
             records.append(record.model_copy(update={"ids": ids}))
         return records
@@ -304,7 +304,7 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
         best_val_miou=best_val,
         best_config=_best_so_far(best) if best is not None else None,
         elapsed_s=max(0.0, (end - start) / 1000) if start else 0.0,
-        mlflow_run_id=run.info.run_id if run is not None else None,
+        mlflow_pair_run_id=run.info.run_id if run is not None else None,
     )
 
 

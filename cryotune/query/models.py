@@ -67,7 +67,7 @@ class PairSummary(TrialCounts):
     best_val_miou: float | None
     best_config: BestSoFar | None
     elapsed_s: float
-    mlflow_run_id: str | None = Field(None, description="the pair's MLflow run")
+    mlflow_pair_run_id: str | None = Field(None, description="the pair's MLflow run")
     record_error: str | None = Field(
         None, description="the pair's record exists but cannot be read: the file and why"
     )

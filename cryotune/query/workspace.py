@@ -135,7 +135,9 @@ def _pair(
         best_val_miou=status.best_val_miou,
         best_config=_best_so_far(best) if best is not None else None,
         elapsed_s=status.elapsed_s,
-        mlflow_run_id=record.ids.mlflow_pair_run_id if isinstance(record, PairRecord) else None,
+        mlflow_pair_run_id=record.ids.mlflow_pair_run_id
+        if isinstance(record, PairRecord)
+        else None,
         record_error=record.error if isinstance(record, UnreadableRecord) else None,
     )
 

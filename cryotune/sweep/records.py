@@ -259,7 +259,7 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
             for k, v in info.items()
             if k not in ("data_fingerprints", "weights", "weights_sha256", "data_root")
         },
-        ids=RecordIds(tune_trial_id=trial_id, optuna_trial_number=best.number),
+        ids=RecordIds(tune_trial_id=trial_id, study_trial=best.number),
         trial_seconds=result.get("seconds"),
         checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.exists() else None,
         repeat_command=command,

@@ -52,7 +52,7 @@ def test_one_sweep_shows_each_pairs_counts_best_and_config(api, api_sweep, recor
         assert pair["state"] == "finished" and pair["done"] == 2
         assert pair["best_val_miou"] == pytest.approx(record["best"]["val_miou"])
         assert pair["best_config"]["lr"] == pytest.approx(record["config"]["lr"])
-        assert pair["best_config"]["study_trial"] == record["ids"]["optuna_trial_number"]
+        assert pair["best_config"]["study_trial"] == record["ids"]["study_trial"]
 
 
 def test_the_leaderboard_ranks_models_beside_the_papers_frozen_miou(api, api_sweep, records):

@@ -230,7 +230,7 @@ def contract_store(tmp_path_factory) -> ContractStore:
                 best_number, _, best_lr, _ = next(t for t in trials if t[3] == val)
                 ids = {
                     "tune_trial_id": f"t{best_number}",
-                    "optuna_trial_number": best_number,
+                    "study_trial": best_number,
                     "mlflow_pair_run_id": pair_run,
                     "mlflow_experiment_id": experiment,
                 }

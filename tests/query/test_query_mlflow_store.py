@@ -41,7 +41,7 @@ def test_a_running_sweep_shows_each_pairs_progress_and_best_so_far(query, contra
     assert (caffe.state, caffe.finished, caffe.running, caffe.complete) == ("running", False, 1, 1)
     assert caffe.best_val_miou == 55.0
     assert caffe.best_config.lr == pytest.approx(1e-4) and caffe.best_config.study_trial == 0
-    assert caffe.mlflow_run_id == contract_store.pair_runs[("beta", "caffe/unet")]
+    assert caffe.mlflow_pair_run_id == contract_store.pair_runs[("beta", "caffe/unet")]
     assert pairs["glid/unet"].state == "finished" and pairs["glid/unet"].best_val_miou == 90.5
 
 

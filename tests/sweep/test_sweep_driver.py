@@ -75,7 +75,7 @@ def test_records_hold_what_repeats_and_audits_the_best_trial(smoke):
         record = json.loads((sweep_dir / "records" / f"{dataset}__{model}.json").read_text())
         best = studies[pair].best_trial
         assert record["status"] == "complete"
-        assert record["ids"]["optuna_trial_number"] == best.number
+        assert record["ids"]["study_trial"] == best.number
         assert record["best"]["val_miou"] == pytest.approx(best.value)
         assert len(record["best"]["per_class_iou"]) == (2 if dataset == "glid" else 4)
         assert record["best"]["test_metrics"]["miou"] >= 0

@@ -141,7 +141,7 @@ def test_record_ids_point_to_real_runs(store):
         assert ids["mlflow_experiment_id"] == experiment.experiment_id
         best = client.get_run(ids["mlflow_run_id"])
         assert best.data.tags[names.TAG_TRIAL_ID] == ids["tune_trial_id"]
-        assert best.data.tags[names.TAG_STUDY_TRIAL] == str(ids["optuna_trial_number"])
+        assert best.data.tags[names.TAG_STUDY_TRIAL] == str(ids["study_trial"])
         pair = client.get_run(ids["mlflow_pair_run_id"])
         assert pair.data.tags[names.TAG_PAIR] == key
         assert best.data.tags[names.PARENT_TAG] == pair.info.run_id
