@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cryotune.documents.document import DocumentError
+from cryotune.documents.plan import PlannedPair, SweepPlanDocument
 from cryotune.documents.record import PairRecord, UnreadableRecord
 from cryotune.errors import CryotuneError, NotFoundError, UsageError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
@@ -197,6 +198,24 @@ class MlflowSource:
             self._artifacts[(run_id, path)] = data
         return data
 
+    def _plan(self, sweep_run) -> SweepPlanDocument:
+        """The sweep run's plan; an empty one (pairs known from their runs) when it is missing
+        or unreadable (logged)."""
+        empty = SweepPlanDocument(
+            name="", datasets=[], pairs=[], spec={}, weights=None, data_roots={}, pair_plans=[]
+        )
+        data = self._artifact(sweep_run.info.run_id, PLAN_ARTIFACT)
+        if data is None:
+            return empty
+        where = f"MLflow run {sweep_run.info.run_id} {PLAN_ARTIFACT}"
+        try:
+            if isinstance(data, str):
+                raise DocumentError(f"{where}: not a {SweepPlanDocument.KIND} ({data})")
+            return SweepPlanDocument.parse(data, where)
+        except DocumentError as exc:
+            log.warning("%s", exc)
+            return empty
+
     def _call(self, method, *args, **kwargs):
         from mlflow.exceptions import MlflowException
 
@@ -211,9 +230,7 @@ class MlflowSource:
         for run in runs:
             by_level.setdefault(run.data.tags.get(TAG_LEVEL, ""), []).append(run)
         sweep_run = by_level[LEVEL_SWEEP][0] if by_level[LEVEL_SWEEP] else None
-        plan = self._artifact(sweep_run.info.run_id, PLAN_ARTIFACT) if sweep_run else None
-        plan = plan if isinstance(plan, dict) else {}
-        planned = {p["key"]: p for p in plan.get("pair_plans", [])}
+        planned = {p.key: p for p in self._plan(sweep_run).pair_plans} if sweep_run else {}
         pair_runs = {r.data.tags.get(TAG_PAIR, r.info.run_name): r for r in by_level[LEVEL_PAIR]}
         trials: dict[str, list] = {}
         for run in by_level[LEVEL_TRIAL]:
@@ -264,7 +281,7 @@ def _sweep_state(run) -> str:
     return _RUN_STATES.get(run.info.status, STATE_INTERRUPTED)
 
 
-def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> PairSummary:
+def _pair(sweep: str, key: str, run, trial_runs: list, plan: PlannedPair | None) -> PairSummary:
     dataset, _, model = key.partition("/")
     tags = run.data.tags if run is not None else {}
     metrics = run.data.metrics if run is not None else {}
@@ -292,10 +309,10 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: dict | None) -> Pai
         key=key,
         dataset=tags.get(TAG_DATASET, dataset),
         model=tags.get(TAG_MODEL, model),
-        study_name=(plan or {}).get("study_name", f"{sweep}/{key}"),
+        study_name=plan.study_name if plan is not None else f"{sweep}/{key}",
         state=state,
         finished=finished,
-        budget=(plan or {}).get("trials"),
+        budget=plan.trials if plan is not None else None,
         complete=counts[STATUS_COMPLETE],
         pruned=counts[STATUS_PRUNED],
         failed=counts[STATUS_FAILED],

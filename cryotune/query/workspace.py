@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from cryotune.documents.plan import PlannedPair
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import NotFoundError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
@@ -77,20 +78,19 @@ class WorkspaceSource:
 
     def _detail(self, workspace: SweepWorkspace) -> SweepDetail:
         plan = workspace.read_plan()
-        url = workspace.storage_url(plan["spec"].get("optuna_storage"))
+        url = workspace.storage_url(plan.optuna_storage)
         studies = self._studies(workspace, url)
         driver = workspace.driver_owner()
         records = {
-            pair["key"]: workspace.record_path(pair["dataset"], pair["model"])
-            for pair in plan["pair_plans"]
+            pair.key: workspace.record_path(pair.dataset, pair.model) for pair in plan.pair_plans
         }
         pairs = []
         times = [_mtime(workspace.plan_file)]
-        for pair in plan["pair_plans"]:
-            study = studies.get(pair["study_name"])
+        for pair in plan.pair_plans:
+            study = studies.get(pair.study_name)
             trials = live_trials(study)
             times += [t for trial in trials for t in _trial_times(trial)]
-            path = records[pair["key"]]
+            path = records[pair.key]
             record = read_record(path) if path.exists() else None
             if record is not None:
                 times.append(_mtime(path))
@@ -100,8 +100,8 @@ class WorkspaceSource:
         return SweepDetail(
             name=workspace.name,
             state=state,
-            datasets=list(plan["datasets"]),
-            models=list(dict.fromkeys(p["model"] for p in plan["pair_plans"])),
+            datasets=list(plan.datasets),
+            models=list(dict.fromkeys(p.model for p in plan.pair_plans)),
             trials=TrialCounts.total(pairs),
             started_at=min(times),
             updated_at=max(times),
@@ -111,21 +111,21 @@ class WorkspaceSource:
 
 
 def _pair(
-    pair: dict, study: optuna.Study | None, trials: list[FrozenTrial], record, live: bool
+    pair: PlannedPair, study: optuna.Study | None, trials: list[FrozenTrial], record, live: bool
 ) -> PairSummary:
     finished = record is not None
-    status = summarize_study(study, pair["key"], pair["study_name"], pair["trials"], finished)
+    status = summarize_study(study, pair.key, pair.study_name, pair.trials, finished)
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     best = max(complete, key=lambda t: t.value) if complete else None
     state = "finished" if finished else "running" if live and status.running else "waiting"
     return PairSummary(
-        key=pair["key"],
-        dataset=pair["dataset"],
-        model=pair["model"],
-        study_name=pair["study_name"],
+        key=pair.key,
+        dataset=pair.dataset,
+        model=pair.model,
+        study_name=pair.study_name,
         state=state,
         finished=finished,
-        budget=pair["trials"],
+        budget=pair.trials,
         complete=status.complete,
         pruned=status.pruned,
         failed=status.failed,

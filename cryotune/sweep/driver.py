@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cryotune
+from cryotune.documents.plan import SweepPlanDocument
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import UsageError
 from cryotune.sweep.plan import (
@@ -324,14 +325,13 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
         )
     if request.resume and not workspace.exists():
         raise UsageError(f"--resume: no sweep '{name}' in {workspace.root} to continue")
-    started = workspace.read_plan() if request.resume else {}
+    started = workspace.read_plan() if request.resume else None
     spec, storage = _cluster_stores(request, spec, started, name)
-    tracking_uri = resolve_tracking_uri(
-        request.tracking_uri, workspace.root, started.get("tracking_uri")
-    )
-    if started.get("tracking_uri") and tracking_uri != started["tracking_uri"]:
+    started_uri = started.tracking_uri if started is not None else None
+    tracking_uri = resolve_tracking_uri(request.tracking_uri, workspace.root, started_uri)
+    if started_uri and tracking_uri != started_uri:
         raise UsageError(
-            f"--resume: sweep '{name}' logs to the MLflow store {started['tracking_uri']}, not "
+            f"--resume: sweep '{name}' logs to the MLflow store {started_uri}, not "
             f"{tracking_uri}; resume it without --tracking-uri / $MLFLOW_TRACKING_URI or with "
             "that URI (its runs stay in one store), or give another --name"
         )
@@ -357,7 +357,7 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
             "workspace's sweep?); give another --name, or resume that sweep from its workspace"
         )
     if request.resume:
-        differences = identity_differences(started, plan.identity())
+        differences = identity_differences(started.identity(), plan.identity())
         if differences:
             raise UsageError(
                 f"--resume: sweep '{name}' was started with different settings "
@@ -365,19 +365,20 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
                 "or give another --name"
             )
     else:
-        workspace.create({**plan.to_dict(), "storage": storage})
+        workspace.create(plan.document(storage))
     return plan, workspace
 
 
 def _cluster_stores(
-    request: SweepRequest, spec: SweepSpec, started: dict, name: str
+    request: SweepRequest, spec: SweepSpec, started: SweepPlanDocument | None, name: str
 ) -> tuple[SweepSpec, str | None]:
     """The spec with its Optuna storage from the flag or environment, and the experiment
     storage; a resumed sweep keeps the ones it started with."""
-    started_optuna = started.get("spec", {}).get("optuna_storage")
+    started_optuna = started.optuna_storage if started is not None else None
+    started_storage = started.storage if started is not None else None
     default = started_optuna if request.resume else spec.optuna_storage
     optuna_storage = resolve_optuna_storage(request.optuna_storage, default)
-    storage = resolve_storage(request.storage, started.get("storage"))
+    storage = resolve_storage(request.storage, started_storage)
     if request.resume and optuna_storage != started_optuna:
         raise UsageError(
             f"--resume: sweep '{name}' keeps its Optuna studies in "
@@ -385,10 +386,10 @@ def _cluster_stores(
             f"{masked_url(optuna_storage or 'its folder')}; resume it without --optuna-storage / "
             "$CRYOTUNE_OPTUNA_STORAGE or with that URL, or give another --name"
         )
-    if request.resume and storage != started.get("storage"):
+    if request.resume and storage != started_storage:
         raise UsageError(
             f"--resume: sweep '{name}' keeps its Tune experiment in "
-            f"{masked_url(started.get('storage') or 'its folder (tune/)')}, not "
+            f"{masked_url(started_storage or 'its folder (tune/)')}, not "
             f"{masked_url(storage or 'its folder')}; resume it without --storage / "
             "$CRYOTUNE_STORAGE or with that location, or give another --name"
         )
@@ -402,7 +403,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
 
     started = time.perf_counter()
     plan, workspace = prepare(request)
-    experiment = experiment_storage(workspace, workspace.read_plan().get("storage"))
+    experiment = experiment_storage(workspace, workspace.read_plan().storage)
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
     notes += view_notes(plan)
     done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
@@ -418,7 +419,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
             [p.key for p in plan.pairs],
             workspace.dir,
             workspace.trials_dir,
-            workspace.read_plan(),
+            workspace.read_plan().to_dict(),
             resume=request.resume,
         )
     except BaseException:

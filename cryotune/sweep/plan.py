@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cryotune
 from cryotune.config import TrialConfig
+from cryotune.documents.plan import SweepPlanDocument
 from cryotune.errors import UnknownNameError, UsageError, WeightsError
 from cryotune.sweep.space import PairSpace
 from cryotune.sweep.spec import SweepSpec
@@ -80,16 +81,18 @@ class SweepPlan:
             "data_roots": self.data_roots,
         }
 
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
+    def document(self, storage: str | None = None) -> SweepPlanDocument:
+        """The plan as ``sweep.json`` stores it; ``storage``: the Tune experiment's location."""
+        return SweepPlanDocument(
+            name=self.name,
             **self.identity(),
-            "skipped": list(self.skipped),
-            "pair_plans": [p.to_dict() for p in self.pairs],
-            "tracking_uri": self.tracking_uri,
-            "cryotune_version": cryotune.__version__,
-            "git_commit": git_commit(),
-        }
+            skipped=list(self.skipped),
+            pair_plans=[p.to_dict() for p in self.pairs],
+            tracking_uri=self.tracking_uri,
+            cryotune_version=cryotune.__version__,
+            git_commit=git_commit(),
+            storage=storage,
+        )
 
 
 def identity_differences(old: dict, new: dict) -> list[str]:

@@ -28,10 +28,12 @@ from cryotune.documents.record import (
     UnreadableRecord,
     read_record,
 )
+from cryotune.documents.trial_result import TrialResult
 from cryotune.masking import masked_url
-from cryotune.observer import PairEnd, SweepObserver
+from cryotune.observer import EndedTrial, PairEnd, SweepObserver
 from cryotune.sweep.keys import ERROR, ORPHANED, RESULT, TUNE_TRIAL_ID
 from cryotune.sweep.status import (
+    OUTCOME_OF,
     ended_trials,
     live_trials,
     pair_counts,
@@ -150,9 +152,6 @@ class PairRecorder:
 
     def trial_observed(self, pair, trial_id: str, study_trial: int | None, state, study) -> None:
         if self.observer is not None:
-            from cryotune.observer import EndedTrial
-            from cryotune.sweep.status import OUTCOME_OF
-
             ended = EndedTrial(pair.key, trial_id, study_trial, OUTCOME_OF[state])
             self.observer.trial_ended(ended, pair_counts(study))
 
@@ -227,10 +226,10 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
         errors = [t.user_attrs[ERROR] for t in trials if ERROR in t.user_attrs]
         return PairRecord(**base, status=NO_COMPLETE_TRIAL, errors=errors[-3:])
     best = max(complete, key=lambda t: t.value)
-    result = best.user_attrs[RESULT]
-    config, info = result["config"], result.get("info", {})
+    result = TrialResult.parse(best.user_attrs[RESULT], f"{pair.study_name} trial {best.number}")
+    config, info = result.config, result.info
     trial_id = best.user_attrs.get(TUNE_TRIAL_ID)
-    command, not_settable = repeat_command(config)
+    command, not_settable = repeat_command(config.model_dump(mode="json"))
     checkpoint = (
         recorder.workspace.trials_dir / trial_id / _checkpoint_files()[0] if trial_id else None
     )
@@ -240,15 +239,15 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
         config=config,
         params=dict(best.params),
         best=BestResult(
-            val_miou=result["best_val_miou"],
-            epoch=result["best_epoch"],
-            per_class_iou=result["best_val_metrics"].get("iou"),
-            val_metrics=result["best_val_metrics"],
-            test_metrics=result.get("test_metrics"),
+            val_miou=result.best_val_miou,
+            epoch=result.best_epoch,
+            per_class_iou=result.best_val_metrics.get("iou"),
+            val_metrics=result.best_val_metrics,
+            test_metrics=result.test_metrics,
         ),
-        seeds=RecordSeeds(trial=config["seed"], sampler=recorder.sampler_seed),
+        seeds=RecordSeeds(trial=config.seed, sampler=recorder.sampler_seed),
         data=RecordData(
-            root=info.get("data_root", config.get("data_root")),
+            root=info.get("data_root", config.data_root),
             fingerprints=info.get("data_fingerprints"),
         ),
         weights=RecordWeights(
@@ -260,7 +259,7 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
             if k not in ("data_fingerprints", "weights", "weights_sha256", "data_root")
         },
         ids=RecordIds(tune_trial_id=trial_id, study_trial=best.number),
-        trial_seconds=result.get("seconds"),
+        trial_seconds=result.seconds,
         checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.exists() else None,
         repeat_command=command,
         repeat_command_lacks=not_settable,

@@ -12,7 +12,6 @@ the driver was killed, then replayed by a resumed Tune trial) are ignored.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -20,6 +19,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
+from cryotune.documents.document import DocumentError
+from cryotune.documents.trial_result import TrialResult
 from cryotune.sweep.keys import ERROR, FINAL, ORPHANED, RESULT, TRIAL_RESULT, TUNE_TRIAL_ID
 
 
@@ -189,7 +190,13 @@ class StudySearch:
             else:
                 state, value = TrialState.COMPLETE, float(value)
                 if result.get(TRIAL_RESULT):
-                    attrs[RESULT] = json.loads(result[TRIAL_RESULT])
+                    try:
+                        where = f"the final result of Tune trial {trial_id}"
+                        parsed = TrialResult.parse_json(result[TRIAL_RESULT], where)
+                        attrs[RESULT] = parsed.to_dict()
+                    except DocumentError as exc:
+                        attrs[ERROR] = str(exc)
+                        state, value = TrialState.FAIL, None
         else:
             state, value = TrialState.PRUNED, None
         for key, attr in attrs.items():

@@ -21,7 +21,6 @@ import fcntl
 import functools
 import gc
 import json
-import os
 import traceback
 from pathlib import Path
 
@@ -64,9 +63,12 @@ def final_metrics(result: dict) -> dict:
 
 def _replay(trial_dir: Path, report) -> bool:
     """Report a trial that already finished from its result file; False when there is none."""
+    from cryotune.documents.document import DocumentError
+    from cryotune.documents.trial_result import TrialResult
+
     try:
-        result = json.loads((trial_dir / RESULT_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        result = TrialResult.read(trial_dir / RESULT_FILE).to_dict()
+    except (FileNotFoundError, DocumentError):
         return False
     best = float("-inf")
     for epoch in result["history"]:
@@ -197,10 +199,8 @@ def _train(
         raise
     finally:
         _release_memory()
+    result.write(trial_dir / RESULT_FILE)
     payload = result.to_dict()
-    tmp = trial_dir / f".{RESULT_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, trial_dir / RESULT_FILE)
     if tracker is not None:
         tracker.finished(payload)
     return payload

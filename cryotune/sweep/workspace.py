@@ -22,8 +22,12 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryotune.errors import UsageError
+
+if TYPE_CHECKING:
+    from cryotune.documents.plan import SweepPlanDocument
 
 DEFAULT_WORKSPACE = "cryotune-runs"
 TUNE_EXPERIMENT = "tune"
@@ -104,11 +108,11 @@ class SweepWorkspace:
     def record_path(self, dataset: str, model: str) -> Path:
         return self.records_dir / f"{dataset}__{model}.json"
 
-    def create(self, plan: dict) -> None:
+    def create(self, plan: SweepPlanDocument) -> None:
         for folder in (self.dir, self.trials_dir, self.records_dir, self.cache_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._create_optuna_db()
-        write_json_atomic(self.plan_file, plan)
+        plan.write(self.plan_file)
 
     def _create_optuna_db(self) -> None:
         """Create the study database with its tables under a temporary name, then move it in
@@ -123,9 +127,11 @@ class SweepWorkspace:
         storage.engine.dispose()
         os.replace(tmp, self.optuna_file)
 
-    def read_plan(self) -> dict:
+    def read_plan(self) -> SweepPlanDocument:
+        from cryotune.documents.plan import SweepPlanDocument
+
         try:
-            return json.loads(self.plan_file.read_text())
+            return SweepPlanDocument.read(self.plan_file)
         except FileNotFoundError:
             raise UsageError(
                 f"no sweep '{self.name}' in {self.root} (no {self.plan_file.name}); "

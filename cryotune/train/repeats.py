@@ -18,17 +18,10 @@ from pathlib import Path
 
 from cryotune.config import TrialConfig
 from cryotune.data.bands import describe_mapping
+from cryotune.documents.trial_result import EpochReport, TrialResult, json_safe
 from cryotune.errors import UsageError
 from cryotune.table import format_table
-from cryotune.train.trainer import (
-    LAST,
-    EpochReport,
-    TrialResult,
-    check_names,
-    check_same_config,
-    json_safe,
-    run_trial,
-)
+from cryotune.train.trainer import LAST, check_names, check_same_config, run_trial
 
 SUMMARY_FILE = "summary.json"
 
@@ -173,7 +166,7 @@ def _finished_trial(config: TrialConfig, path: Path) -> TrialResult | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: unreadable trial record ({exc}); delete it to rerun") from exc
     check_same_config(config, saved, path)
-    return TrialResult.from_dict(data)
+    return TrialResult.from_dict(data, str(path))
 
 
 def _stderr(line: str) -> None:

@@ -8,7 +8,6 @@ a trial by raising from it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import random
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader
 
 import cryotune
 from cryotune.config import TrialConfig
+from cryotune.documents.trial_result import EpochReport, TrialResult
 from cryotune.errors import CryotuneError, UsageError
 from cryotune.protocol import deviations
 from cryotune.train.metrics import ConfusionMatrix
@@ -42,66 +42,6 @@ BEST = "best.pt"
 # Fields that may differ between a checkpoint and the config resuming it: they say where things
 # are and how they are computed, not what is trained.
 RELOCATABLE_FIELDS = frozenset({"data_root", "cache_dir", "weights", "num_workers", "device"})
-
-
-@dataclass
-class EpochReport:
-    """What a trial knows after an evaluation; ``on_epoch`` receives it."""
-
-    epoch: int
-    train_loss: float
-    val_miou: float
-    per_class_iou: list[float]
-    lr: float
-    seconds: float
-    val_metrics: dict
-    peak_memory_mb: float | None
-    checkpoint_dir: str | None
-
-    def to_dict(self) -> dict:
-        return json_safe(dataclasses.asdict(self))
-
-
-@dataclass
-class TrialResult:
-    """The outcome of one run: its history, best validation score and test score of that epoch."""
-
-    config: TrialConfig
-    history: list[EpochReport]
-    best_epoch: int
-    best_val_miou: float
-    best_val_metrics: dict
-    test_metrics: dict | None
-    info: dict
-    seconds: float
-
-    def to_dict(self) -> dict:
-        return json_safe(
-            {
-                "config": self.config.model_dump(mode="json"),
-                "history": [r.to_dict() for r in self.history],
-                "best_epoch": self.best_epoch,
-                "best_val_miou": self.best_val_miou,
-                "best_val_metrics": self.best_val_metrics,
-                "test_metrics": self.test_metrics,
-                "info": self.info,
-                "seconds": self.seconds,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrialResult:
-        """Inverse of ``to_dict`` (non-finite numbers come back as None)."""
-        return cls(
-            config=TrialConfig(**data["config"]),
-            history=[EpochReport(**r) for r in data["history"]],
-            best_epoch=data["best_epoch"],
-            best_val_miou=data["best_val_miou"],
-            best_val_metrics=data["best_val_metrics"],
-            test_metrics=data["test_metrics"],
-            info=data["info"],
-            seconds=data["seconds"],
-        )
 
 
 @dataclass(frozen=True)
@@ -572,7 +512,7 @@ def _save_last(path: Path, config: TrialConfig, trial: PreparedTrial, state: Tra
             "best_epoch": state.best_epoch,
             "best_val_miou": state.best_val_miou,
             "best_val_metrics": state.best_val_metrics,
-            "history": [dataclasses.asdict(r) for r in state.history],
+            "history": [r.model_dump() for r in state.history],
             "diverged_at_epoch": state.diverged_at_epoch,
             "rng": _rng_states(trial.generator),
         },
@@ -614,16 +554,3 @@ def _load_last(path: Path, config: TrialConfig, trial: PreparedTrial) -> Trainin
         history=[EpochReport(**r) for r in saved["history"]],
         diverged_at_epoch=saved["diverged_at_epoch"],
     )
-
-
-def json_safe(value):
-    """Non-finite floats become None and paths strings, so results are strict JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value

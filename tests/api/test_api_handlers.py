@@ -54,7 +54,7 @@ def workspace(tmp_path_factory) -> SweepWorkspace:
         weights="random",
         cache_dir=str(workspace.cache_dir),
     )
-    workspace.create(plan.to_dict())
+    workspace.create(plan.document())
     recorder = PairRecorder(workspace, workspace.optuna_url, 0, "all", None, "test")
     lr = optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)
     for pair in plan.pairs:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cryotune.documents.plan import PlannedPair, SweepPlanDocument
 from cryotune.tracking import names
 
 REPO = Path(__file__).resolve().parents[2]
@@ -162,20 +163,26 @@ def contract_store(tmp_path_factory) -> ContractStore:
                 names.TAG_WORKSPACE: str(base / "runs" / sweep),
             },
         ).info.run_id
-        plan = {
-            "name": sweep,
-            "datasets": datasets,
-            "pair_plans": [
-                {
-                    "key": key,
-                    "dataset": key.split("/")[0],
-                    "model": key.split("/")[1],
-                    "study_name": f"{sweep}/{key}",
-                    "trials": 3,
-                }
+        plan = SweepPlanDocument(
+            name=sweep,
+            datasets=datasets,
+            pairs=list(pairs),
+            spec={},
+            weights="random",
+            data_roots={},
+            pair_plans=[
+                PlannedPair(
+                    key=key,
+                    dataset=key.split("/")[0],
+                    model=key.split("/")[1],
+                    study_name=f"{sweep}/{key}",
+                    trials=3,
+                    space={},
+                    base_config={},
+                )
                 for key in pairs
             ],
-        }
+        ).to_dict()
         client.log_dict(sweep_run, plan, names.PLAN_ARTIFACT)
         for key, (pair_state, trials, result) in pairs.items():
             dataset, model = key.split("/")

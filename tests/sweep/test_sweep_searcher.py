@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ray.tune.search import Searcher
 
-import cryotune
+from cryotune.documents.trial_result import TrialResult
 from cryotune.sweep.keys import FINAL, TRIAL_RESULT
 from cryotune.sweep.plan import plan_sweep
 from cryotune.sweep.records import PairRecorder
@@ -23,7 +23,7 @@ def make_search(data_root, tmp_path):
         spec = with_overrides(SweepSpec(name="s"), **{"budget.trials": 2, **changes})
         plan = plan_sweep(spec, "s", ["glid", "caffe"], ["unet"], [str(data_root)], "random")
         workspace = SweepWorkspace.at(tmp_path / "runs", "s")
-        workspace.create(plan.to_dict())
+        workspace.create(plan.document())
         recorder = PairRecorder(workspace, workspace.optuna_url, 0, "best", None, "test")
         search = PairSearch(plan, workspace.optuna_url, str(workspace.trials_dir), recorder)
         return search, workspace
@@ -32,23 +32,23 @@ def make_search(data_root, tmp_path):
 
 
 def _final(config: dict, best: float) -> dict:
-    result = {
-        "config": config,
-        "history": [],
-        "best_epoch": 1,
-        "best_val_miou": best,
-        "best_val_metrics": {"iou": [best, best], "miou": best},
-        "test_metrics": {"miou": best},
-        "info": {"weights": "random", "weights_sha256": None, "data_fingerprints": {"train": "x"}},
-        "seconds": 1.0,
-        "cryotune_version": cryotune.__version__,
-    }
+    """A trial's last Tune result, carrying its TrialResult as the trainable reports it."""
+    result = TrialResult(
+        config=config,
+        history=[],
+        best_epoch=1,
+        best_val_miou=best,
+        best_val_metrics={"iou": [best, best], "miou": best},
+        test_metrics={"miou": best},
+        info={"weights": "random", "weights_sha256": None, "data_fingerprints": {"train": "x"}},
+        seconds=1.0,
+    )
     return {
         "epoch": config["epochs"],
         "val_miou": best,
         "best_val_miou": best,
         FINAL: True,
-        TRIAL_RESULT: json.dumps(result),
+        TRIAL_RESULT: result.to_json(),
     }
 
 
@@ -95,7 +95,7 @@ def test_the_lr_grid_spec_runs_every_grid_point_once(data_root, tmp_path):
     plan = plan_sweep(spec, "g", ["glid"], ["unet", "ssl4eo_mae"], [str(data_root)], "random")
     assert [p.trials for p in plan.pairs] == [5, 10]  # the U-Net's depth is fixed
     workspace = SweepWorkspace.at(tmp_path / "runs", "g")
-    workspace.create(plan.to_dict())
+    workspace.create(plan.document())
     recorder = PairRecorder(workspace, workspace.optuna_url, 0, "best", None, "test")
     search = PairSearch(plan, workspace.optuna_url, str(workspace.trials_dir), recorder)
     points: dict[str, set] = {"glid/unet": set(), "glid/ssl4eo_mae": set()}

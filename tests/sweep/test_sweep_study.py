@@ -11,6 +11,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+from cryotune.config import TrialConfig
+from cryotune.documents.trial_result import TrialResult
 from cryotune.sweep.keys import FINAL, TRIAL_RESULT, TUNE_TRIAL_ID
 from cryotune.sweep.study import SamplerRecipe, StudySearch
 
@@ -54,22 +56,39 @@ def test_only_a_final_result_completes_a_trial_with_its_best_score(search):
     search.suggest("t1")
     search.on_trial_result("t1", _epoch(1, 50.0))
     search.on_trial_result("t1", _epoch(2, 48.0))
-    payload = {"best_val_miou": 50.0, "test_metrics": {"miou": 47.0}}
+    payload = TrialResult(
+        config=TrialConfig(dataset="glid", model="unet"),
+        history=[],
+        best_epoch=1,
+        best_val_miou=50.0,
+        best_val_metrics={"miou": 50.0},
+        test_metrics={"miou": 47.0},
+        info={},
+        seconds=1.0,
+    )
     final = {
         **_epoch(2, 48.0),
         "best_val_miou": 50.0,
         FINAL: True,
-        TRIAL_RESULT: json.dumps(payload),
+        TRIAL_RESULT: payload.to_json(),
     }
     search.on_trial_result("t1", final)
     assert search.on_trial_complete("t1", result=final) == TrialState.COMPLETE
     trial = _trial(search, 0)
     assert trial.value == 50.0
     assert trial.intermediate_values == {1: 50.0, 2: 48.0}
-    assert trial.user_attrs["result"] == payload
+    assert TrialResult.parse(trial.user_attrs["result"], "the study") == payload
     # A replayed result after the study finished the trial is ignored, not an error.
     search.on_trial_result("t1", _epoch(3, 10.0))
     assert search.on_trial_complete("t1", result=final) is None
+
+
+def test_a_final_result_that_is_not_a_trial_result_fails_the_trial_naming_it(search):
+    search.suggest("t1")
+    final = {**_epoch(2, 48.0), FINAL: True, TRIAL_RESULT: json.dumps({"best_val_miou": 50.0})}
+    assert search.on_trial_complete("t1", result=final) == TrialState.FAIL
+    error = _trial(search, 0).user_attrs["error"]
+    assert "the final result of Tune trial t1: not a trial result" in error and "config" in error
 
 
 def test_an_error_fails_the_trial_and_keeps_the_text(search):
