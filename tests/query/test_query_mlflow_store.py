@@ -64,7 +64,7 @@ def test_best_returns_the_full_record_with_its_repeat_command(query, contract_st
     record = query.best("glid", "dofa")
     assert record.sweep == "alpha" and record.test_miou == 86.5
     assert record.repeat_command.startswith("cryotune train glid dofa --lr 0.0002 --depth 2")
-    assert record.ids["mlflow_pair_run_id"] == contract_store.pair_runs[("alpha", "glid/dofa")]
+    assert record.ids.mlflow_pair_run_id == contract_store.pair_runs[("alpha", "glid/dofa")]
     assert record.model_dump()["tracking_uri"] == "set by the fixture"  # kept, not dropped
 
 

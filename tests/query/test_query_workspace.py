@@ -102,7 +102,7 @@ def test_a_corrupt_record_is_reported_where_its_pair_is_shown(finished_workspace
     query = open_query(workspace)
     (pair,) = query.sweep(SWEEP).pairs
     assert pair.finished and str(record) in pair.record_error
-    with pytest.raises(DataError, match=f"{record}: unreadable record"):
+    with pytest.raises(DataError, match=f"{record}: not a best-config record"):
         query.best_records("glid")
     assert main(["status", "--workspace", str(workspace)]) == 0
     out = capsys.readouterr().out
