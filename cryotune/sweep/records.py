@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna.trial import TrialState
 
+from cryotune.files import write_json_atomic
 from cryotune.sweep.keys import ERROR, ORPHANED, RESULT, TUNE_TRIAL_ID
 from cryotune.sweep.status import live_trials
 from cryotune.sweep.storage import masked_url
-from cryotune.sweep.workspace import SweepWorkspace, list_sweeps, write_json_atomic
+from cryotune.sweep.workspace import SweepWorkspace, list_sweeps
 
 if TYPE_CHECKING:
     from cryotune.tracking.sweep import SweepTracker

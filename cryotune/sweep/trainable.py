@@ -16,15 +16,13 @@ after it and again before the next trial (a stopped trial's frames live until it
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import gc
 import json
-import os
 import traceback
 from pathlib import Path
 
+from cryotune.files import file_lock, write_text_atomic
 from cryotune.sweep.keys import FINAL, TRIAL_RESULT
 
 RESULT_FILE = "result.json"
@@ -76,16 +74,10 @@ def _replay(trial_dir: Path, report) -> bool:
     return True
 
 
-@contextlib.contextmanager
 def _exclusive(trial_dir: Path):
     """Hold the trial folder alone: a worker of a killed driver may still be finishing an epoch
     in it while the resumed sweep starts the same trial; the lock dies with that worker."""
-    with open(trial_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(trial_dir / ".lock")
 
 
 def _settle(tracked: bool) -> None:
@@ -198,9 +190,7 @@ def _train(
     finally:
         _release_memory()
     payload = result.to_dict()
-    tmp = trial_dir / f".{RESULT_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, trial_dir / RESULT_FILE)
+    write_text_atomic(trial_dir / RESULT_FILE, json.dumps(payload))
     if tracker is not None:
         tracker.finished(payload)
     return payload

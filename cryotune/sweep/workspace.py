@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryotune.errors import UsageError
+from cryotune.files import replacing, write_json_atomic
 
 DEFAULT_WORKSPACE = "cryotune-runs"
 TUNE_EXPERIMENT = "tune"
@@ -37,13 +38,6 @@ def check_sweep_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -118,10 +112,9 @@ class SweepWorkspace:
 
         if self.optuna_file.exists():
             return
-        tmp = self.dir / f".{self.optuna_file.name}.{os.getpid()}.tmp"
-        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}")
-        storage.engine.dispose()
-        os.replace(tmp, self.optuna_file)
+        with replacing(self.optuna_file) as temp:
+            storage = optuna.storages.RDBStorage(f"sqlite:///{temp}")
+            storage.engine.dispose()
 
     def read_plan(self) -> dict:
         try:

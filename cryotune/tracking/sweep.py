@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryotune.errors import CryotuneError
+from cryotune.files import write_json_atomic
 from cryotune.sweep.keys import TUNE_TRIAL_ID
 from cryotune.sweep.status import live_trials
 from cryotune.sweep.storage import masked_url, masked_urls
-from cryotune.sweep.workspace import SweepWorkspace, write_json_atomic
+from cryotune.sweep.workspace import SweepWorkspace
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
     CONFUSION_PNG,

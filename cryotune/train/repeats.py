@@ -9,7 +9,6 @@ finished seeds back from their JSON.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from cryotune.config import TrialConfig
 from cryotune.data.bands import describe_mapping
 from cryotune.errors import UsageError
+from cryotune.files import write_text_atomic
 from cryotune.table import format_table
 from cryotune.train.trainer import (
     LAST,
@@ -181,9 +181,7 @@ def _stderr(line: str) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def train_repeats(
