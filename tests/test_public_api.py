@@ -1,6 +1,6 @@
 """cryotune uses only the public APIs of the libraries it builds on: no private modules or names
-of Ray, Optuna, timm, MLflow, torch or FastAPI are imported, and no private member of another
-object is read (ruff's SLF rules, selected in pyproject.toml, hold the second part)."""
+of Ray, Optuna, timm, MLflow, torch, FastAPI or filelock are imported, and no private member of
+another object is read (ruff's SLF rules, selected in pyproject.toml, hold the second part)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARIES = "ray|optuna|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic"
+LIBRARIES = "ray|optuna|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock"
 PRIVATE_IMPORT = re.compile(
     rf"^\s*(from\s+(?:{LIBRARIES})(?:\.\w+)*\.(_\w+)"  # from lib.pkg._private ...
     rf"|from\s+(?:{LIBRARIES})(?:\.\w+)*\s+import\s+.*\b(_\w+)"  # from lib.mod import _name

@@ -12,8 +12,6 @@ honoured, the atomic rename still keeps the cache whole: the loser drops its cop
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +30,7 @@ from cryotune.data.layouts import list_pairs
 from cryotune.data.normalize import normalize_channels
 from cryotune.data.readers import decoded_band_count, raster_info
 from cryotune.errors import DataError
+from cryotune.files import file_lock
 
 CACHE_ENV = "CRYOTUNE_CACHE"
 FORMAT_VERSION = 1
@@ -220,16 +219,10 @@ class TileCache:
             self._discard(final)
             return None
 
-    @contextlib.contextmanager
     def _build_lock(self, name: str):
         """Hold the split's build lock (``.lock-NAME``); released when its holder dies too."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.cache_dir / f".lock-{name}", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return file_lock(self.cache_dir / f".lock-{name}")
 
     def build(
         self, spec: DatasetSpec, root: Path, split: str, modalities: tuple[str, ...] = ()

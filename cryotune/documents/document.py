@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cryotune.errors import DataError
+from cryotune.files import write_text_atomic
 
 Self = TypeVar("Self", bound="Document")
 
@@ -93,6 +94,4 @@ class Document(BaseModel):
         return cls.parse_json(text, str(path))
 
     def write(self, path: Path) -> None:
-        from cryotune.sweep.workspace import write_json_atomic
-
-        write_json_atomic(path, self.to_dict())
+        write_text_atomic(path, self.to_json())

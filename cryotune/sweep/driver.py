@@ -397,34 +397,41 @@ def _cluster_stores(
 
 
 def run_sweep(request: SweepRequest) -> SweepOutcome:
-    """Run (or continue) a sweep to its end and return the records of its pairs."""
+    """Run (or continue) a sweep to its end and return the records of its pairs.
+
+    The driver lock is held from before the tracker opens until the last record is read, so a
+    second driver of the same sweep is refused. A finished sweep's ``--resume`` takes it as well,
+    for one rule: it only closes MLflow runs and rewrites record copies, so refusing a second one
+    at the same moment costs nothing.
+    """
+    started = time.perf_counter()
+    plan, workspace = prepare(request)
+    with workspace.driver_lock():
+        return _drive(request, plan, workspace, started)
+
+
+def _drive(
+    request: SweepRequest, plan: SweepPlan, workspace: SweepWorkspace, started: float
+) -> SweepOutcome:
     import optuna
     from sqlalchemy.exc import OperationalError
 
-    started = time.perf_counter()
-    plan, workspace = prepare(request)
     experiment = experiment_storage(workspace, workspace.read_plan().storage)
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
     notes += view_notes(plan)
     done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
     for key, value in {**DRIVER_ENVIRONMENT, **CLIENT_ENVIRONMENT}.items():
         os.environ.setdefault(key, value)
-    if not done:
-        workspace.claim_driver()
-    try:
-        tracker = SweepTracker.open(
-            plan.tracking_uri,
-            plan.name,
-            list(plan.datasets),
-            [p.key for p in plan.pairs],
-            workspace.dir,
-            workspace.trials_dir,
-            workspace.read_plan().to_dict(),
-            resume=request.resume,
-        )
-    except BaseException:
-        workspace.release_driver()
-        raise
+    tracker = SweepTracker.open(
+        plan.tracking_uri,
+        plan.name,
+        list(plan.datasets),
+        [p.key for p in plan.pairs],
+        workspace.dir,
+        workspace.trials_dir,
+        workspace.read_plan().to_dict(),
+        resume=request.resume,
+    )
     recorder = pair_recorder(plan, workspace, tracker)
     if not done:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -454,8 +461,6 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
         except BaseException:
             tracker.close("interrupted", wait_s=0)
             raise
-        finally:
-            workspace.release_driver()
     unfinished = [
         p.key for p in plan.pairs if not workspace.record_path(p.dataset, p.model).exists()
     ]

@@ -16,14 +16,13 @@ after it and again before the next trial (a stopped trial's frames live until it
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import gc
 import json
 import traceback
 from pathlib import Path
 
+from cryotune.files import file_lock
 from cryotune.sweep.keys import FINAL, TRIAL_RESULT
 
 RESULT_FILE = "result.json"
@@ -78,16 +77,10 @@ def _replay(trial_dir: Path, report) -> bool:
     return True
 
 
-@contextlib.contextmanager
 def _exclusive(trial_dir: Path):
     """Hold the trial folder alone: a worker of a killed driver may still be finishing an epoch
     in it while the resumed sweep starts the same trial; the lock dies with that worker."""
-    with open(trial_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(trial_dir / ".lock")
 
 
 def _settle(tracked: bool) -> None:

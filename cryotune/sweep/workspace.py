@@ -6,7 +6,8 @@
       cache/                 decoded tile cache, shared by every sweep
       NAME/
         sweep.json           the resolved plan (spec, pairs, flags): what --resume continues
-        driver.json          host and pid of the driver running it
+        driver.lock          held by the driver for its whole life (``SweepWorkspace.driver_lock``)
+        driver.json          host, pid and start of the driver holding driver.lock
         optuna.db            one Optuna study per pair, named NAME/DATASET/MODEL
         tune/                the Ray Tune experiment (restored by --resume); STORAGE/NAME instead
                              with --storage (cryotune.sweep.storage)
@@ -16,15 +17,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryotune.errors import UsageError
+from cryotune.files import LockBusy, file_lock, lock_is_held, replacing, write_json_atomic
 
 if TYPE_CHECKING:
     from cryotune.documents.plan import SweepPlanDocument
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
 DEFAULT_WORKSPACE = "cryotune-runs"
 TUNE_EXPERIMENT = "tune"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+DRIVER_WAIT_S = 2.0
+# The sweeps this process drives: probing their lock would find our own hold.
+_DRIVING: set[Path] = set()
 
 
 def check_sweep_name(name: str) -> str:
@@ -41,13 +49,6 @@ def check_sweep_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class SweepWorkspace:
     @property
     def driver_file(self) -> Path:
         return self.dir / "driver.json"
+
+    @property
+    def driver_lock_file(self) -> Path:
+        return self.dir / "driver.lock"
 
     @property
     def optuna_file(self) -> Path:
@@ -122,10 +127,9 @@ class SweepWorkspace:
 
         if self.optuna_file.exists():
             return
-        tmp = self.dir / f".{self.optuna_file.name}.{os.getpid()}.tmp"
-        storage = optuna.storages.RDBStorage(f"sqlite:///{tmp}")
-        storage.engine.dispose()
-        os.replace(tmp, self.optuna_file)
+        with replacing(self.optuna_file) as temp:
+            storage = optuna.storages.RDBStorage(f"sqlite:///{temp}")
+            storage.engine.dispose()
 
     def read_plan(self) -> SweepPlanDocument:
         from cryotune.documents.plan import SweepPlanDocument
@@ -138,39 +142,67 @@ class SweepWorkspace:
                 "`cryotune status --workspace DIR` lists the sweeps of a workspace"
             ) from None
 
-    def claim_driver(self) -> None:
-        """Refuse to run beside a live driver of the same sweep on this host."""
-        owner = self.driver_owner()
-        if owner is not None:
-            raise UsageError(
-                f"sweep '{self.name}' is being run by pid {owner['pid']} on {owner['host']}; "
-                "wait for it or stop it before resuming"
+    @contextlib.contextmanager
+    def driver_lock(self) -> Iterator[None]:
+        """Hold the sweep's driver lock for the block: a second driver of the same sweep, on any
+        host sharing the folder (where its filesystem honours ``flock``), is refused instead of
+        racing this one; a killed driver's lock dies with it.
+
+        The lock is waited for a moment (``DRIVER_WAIT_S``), so a reader probing it
+        (``driver_owner``) at the same instant cannot make the driver fail.
+        """
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(file_lock(self.driver_lock_file, timeout=DRIVER_WAIT_S))
+            except LockBusy:
+                raise self._second_driver(self._recorded_driver()) from None
+            write_json_atomic(
+                self.driver_file,
+                {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+                fsync=False,
             )
-        write_json_atomic(self.driver_file, {"host": socket.gethostname(), "pid": os.getpid()})
+            _DRIVING.add(self.dir)
+            try:
+                yield
+            finally:
+                _DRIVING.discard(self.dir)
+                self.driver_file.unlink(missing_ok=True)
+
+    def _second_driver(self, owner: dict) -> UsageError:
+        holder = (
+            f"pid {owner.get('pid')} on {owner.get('host')} (since {owner.get('started')})"
+            if owner
+            else "a driver that is starting"
+        )
+        return UsageError(
+            f"sweep '{self.name}' is being run by {holder}; wait for it or stop it: "
+            "a second --resume would race it"
+        )
 
     def driver_owner(self) -> dict | None:
-        """The live driver running this sweep on this host, if any."""
-        try:
-            owner = json.loads(self.driver_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        if owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
-            return None
-        try:
-            os.kill(int(owner["pid"]), 0)
-        except (ProcessLookupError, ValueError, KeyError):
-            return None
-        except PermissionError:
-            return owner
-        return owner
+        """The driver running this sweep in another process, on any host sharing the folder: its
+        ``driver.json`` (empty while it is starting), or None when no one holds the driver lock.
 
-    def release_driver(self) -> None:
+        None for this process's own driver; also None where the lock cannot be probed (a reader
+        without write access to the folder), as nothing then says the sweep is running.
+        """
+        if self.dir in _DRIVING:
+            return None
         try:
-            owner = json.loads(self.driver_file.read_text())
+            held = lock_is_held(self.driver_lock_file)
+        except OSError:
+            return None
+        return self._recorded_driver() if held else None
+
+    def _recorded_driver(self) -> dict:
+        try:
+            return json.loads(self.driver_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            return
-        if owner.get("pid") == os.getpid():
-            self.driver_file.unlink(missing_ok=True)
+            return {}
 
 
 def list_sweeps(root: str | Path | None) -> list[SweepWorkspace]:

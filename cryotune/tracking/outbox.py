@@ -25,7 +25,6 @@ them by key, step and timestamp), tags and artifacts are overwritten with the sa
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -34,6 +33,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from cryotune.files import LockBusy, file_lock, write_text_atomic
 
 SPOOL_FILE = "mlflow-outbox.jsonl"
 DELIVERED_FILE = "mlflow-outbox.delivered"
@@ -180,16 +181,13 @@ class Outbox:
     @contextlib.contextmanager
     def _locked(self, wait: bool = True) -> Iterator[bool]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / LOCK_FILE, "a") as lock:
+        with contextlib.ExitStack() as held:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
+                held.enter_context(file_lock(self.folder / LOCK_FILE, None if wait else 0))
+            except LockBusy:
                 yield False
                 return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+            yield True
 
     def append(self, kind: str, **fields) -> None:
         """Spool one operation (see OPERATIONS) stamped with the time it happened."""
@@ -241,11 +239,6 @@ class Outbox:
         except FileNotFoundError:
             return None
 
-    def _write(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-
     def deliver(self, client, force: bool = False, wait: bool = True) -> bool:
         """Send pending operations in order; True when none is left.
 
@@ -278,7 +271,7 @@ class Outbox:
                         type(exc).__name__,
                         exc,
                     )
-                self._write(self.delivered_file, str(index + 1))
+                write_text_atomic(self.delivered_file, str(index + 1), fsync=False)
             self._retry_at = 0.0
             self.last_error = None
             return True
@@ -291,7 +284,7 @@ class Outbox:
             raise SkippedOperation("no run was created before it")
         new_id = OPERATIONS[kind](client, run_id, op)
         if new_id != run_id:
-            self._write(self.run_id_file, new_id)
+            write_text_atomic(self.run_id_file, new_id, fsync=False)
         return new_id
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from cryotune.documents.record import PairRecord, RecordIds, leaderboard
 from cryotune.errors import CryotuneError
+from cryotune.files import write_json_atomic
 from cryotune.masking import masked_url, masked_urls
 from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, PairCounts, PairEnd
-from cryotune.sweep.workspace import write_json_atomic
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
     CONFUSION_PNG,

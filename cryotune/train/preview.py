@@ -8,12 +8,12 @@ keeps the ignore index), ``classes`` and ``ignore_index``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cryotune.files import replacing
 from cryotune.train.sliding_window import sliding_window_logits
 
 PREVIEW_FILE = "preview.npz"
@@ -65,14 +65,13 @@ def write_preview(
     slots = display_slots(mapping.wavelengths[modality], mapping.sources[modality])
     image = display_image(item["inputs"][modality][slots].numpy())
     path = Path(folder) / PREVIEW_FILE
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        image=image,
-        label=item["mask"].numpy().astype(np.int16),
-        prediction=prediction,
-        classes=np.array(classes),
-        ignore_index=np.int16(val_data.ignore_index),
-    )
-    os.replace(tmp, path)
+    with replacing(path, fsync=False) as temp, temp.open("wb") as out:
+        np.savez_compressed(
+            out,
+            image=image,
+            label=item["mask"].numpy().astype(np.int16),
+            prediction=prediction,
+            classes=np.array(classes),
+            ignore_index=np.int16(val_data.ignore_index),
+        )
     return path

@@ -9,7 +9,6 @@ finished seeds back from their JSON.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from cryotune.config import TrialConfig
 from cryotune.data.bands import describe_mapping
 from cryotune.documents.trial_result import EpochReport, TrialResult, json_safe
 from cryotune.errors import UsageError
+from cryotune.files import write_text_atomic
 from cryotune.table import format_table
 from cryotune.train.trainer import LAST, check_names, check_same_config, run_trial
 
@@ -174,9 +174,7 @@ def _stderr(line: str) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def train_repeats(

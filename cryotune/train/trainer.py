@@ -9,7 +9,6 @@ a trial by raising from it.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ import cryotune
 from cryotune.config import TrialConfig
 from cryotune.documents.trial_result import EpochReport, TrialResult
 from cryotune.errors import CryotuneError, UsageError
+from cryotune.files import replacing
 from cryotune.protocol import deviations
 from cryotune.train.metrics import ConfusionMatrix
 from cryotune.train.preview import write_preview
@@ -474,9 +474,8 @@ def _take(loader: DataLoader, steps: int) -> Iterator:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as temp:
+        torch.save(obj, temp)
 
 
 def _rng_states(generator: torch.Generator) -> dict:
