@@ -189,7 +189,9 @@ def test_binding_beyond_loopback_without_a_token_warns(serve, api_sweep):
     assert "warning" not in quiet.log.read_text()
 
 
-def test_served_from_the_mlflow_store_alone_the_answers_match_the_workspace(api, serve, api_sweep):
+def test_served_from_the_mlflow_store_alone_the_answers_match_the_workspace(
+    api, serve, api_sweep, cryotune
+):
     store = f"sqlite:///{api_sweep.parent / 'mlflow.db'}"
     with httpx.Client(base_url=serve("--tracking-uri", store).url, timeout=30) as mlflow_api:
         assert mlflow_api.get("/health").json()["source"] == "mlflow"
@@ -206,6 +208,15 @@ def test_served_from_the_mlflow_store_alone_the_answers_match_the_workspace(api,
         assert board == api.get("/best/glid").json()
         assert all(entry["mlflow_run_id"] for entry in board["entries"])
         assert mlflow_api.get("/best/gld").status_code == 404
+        # The CLI over each source gives the records both servers give, model by model.
+        for source in (("--workspace", str(api_sweep.parent)), ("--tracking-uri", store)):
+            done = cryotune("best", "glid", "--json", *source)
+            assert done.returncode == 0, done.stderr
+            from_cli = json.loads(done.stdout)
+            assert [r["model"] for r in from_cli] == [e["model"] for e in board["entries"]]
+            for record in from_cli:
+                path = f"/best/glid/{record['model']}"
+                assert record == api.get(path).json() == mlflow_api.get(path).json()
 
 
 def test_an_unreachable_tracking_server_answers_503_not_500(serve):
