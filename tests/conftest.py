@@ -1,6 +1,7 @@
 """Shared test setup: one torch thread (the CI machine is small and shared), per-user folders
-(data, caches) redirected into each test's tmp folder so tests never touch ``~``, and the real
-``cryotune`` command run in a subprocess (to its end, or in the background)."""
+(data, caches) redirected into each test's tmp folder so tests never touch ``~``, the real
+``cryotune`` command run in a subprocess (to its end, or in the background), and the one smoke
+sweep that the driver, tracking, query and API tests all read."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -28,12 +30,10 @@ INTEGRATION_FIXTURES = frozenset(
         "cryotune",
         "background",
         "cryotune_background",
-        "api_sweep",
+        "smoke_sweep",
         "serve",
-        "finished_sweep",
         "contract_store",
         "tracking_server",
-        "tracked_sweep",
         "postgres",
         "cluster",
     }
@@ -133,3 +133,30 @@ def cryotune_background(background) -> Callable[..., subprocess.Popen]:
         return background(*CRYOTUNE, *args, log=log)
 
     return start
+
+
+class SmokeSweep(NamedTuple):
+    done: subprocess.CompletedProcess
+    folder: Path  # the sweep's folder; its parent is the workspace, which holds the MLflow store
+    args: tuple[str, ...]  # `cryotune ARGS` that ran it (add --resume to resume it)
+
+
+SMOKE_NAME = "smoke-glid-caffe"
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(cryotune, tmp_path_factory) -> SmokeSweep:
+    """`cryotune sweep glid caffe --config sweeps/smoke.yaml` (2 models x 4 trials a pair, the
+    default MLflow store in the workspace) on synthetic GLID and CaFFe, run once for the session:
+    a sweep takes a minute or more on two cores, and the driver, tracking, query and API tests
+    only read it (or resume it, finished, to see that nothing changes)."""
+    from cryotune.data.synth import write_synthetic
+
+    base = tmp_path_factory.mktemp("smoke")
+    for key in ("glid", "caffe"):
+        write_synthetic(key, base / "data" / key, tiles=4, size=48, seed=0)
+    args = ("sweep", "glid", "caffe", "--config", "sweeps/smoke.yaml")
+    args += ("--data-root", str(base / "data"), "--workspace", str(base / "runs"))
+    done = cryotune(*args, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return SmokeSweep(done, base / "runs" / SMOKE_NAME, args)

@@ -1,5 +1,6 @@
-"""Fixtures for the API tests: a real finished sweep, and real `cryotune serve` processes
-(uvicorn on a free loopback port) talked to over HTTP."""
+"""Fixtures for the API tests: a real finished sweep (the session's smoke sweep), a command for
+sweeps of their own, and real `cryotune serve` processes (uvicorn on a free loopback port)
+talked to over HTTP."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SWEEP = "api-glid"
 
 
 @pytest.fixture(scope="session")
@@ -54,25 +54,10 @@ def sweep_command(api_data) -> Callable[..., list[str]]:
 
 
 @pytest.fixture(scope="session")
-def api_sweep(cli_env, sweep_command, tmp_path_factory) -> Path:
-    """The folder of a finished sweep of two models on synthetic GLID (its parent is the
-    workspace)."""
-    workspace = tmp_path_factory.mktemp("api-sweep") / "runs"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cryotune.cli",
-            *sweep_command(workspace, SWEEP, "unet,ssl4eo_mae", 2),
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=REPO,
-        timeout=400,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return workspace / SWEEP
+def api_sweep(smoke_sweep) -> Path:
+    """The folder of a finished sweep, the session's smoke sweep: two models on synthetic GLID
+    and CaFFe, four trials a pair (its parent is the workspace, with the MLflow store)."""
+    return smoke_sweep.folder
 
 
 def free_port() -> int:

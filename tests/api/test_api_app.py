@@ -20,10 +20,14 @@ def api(serve, api_sweep) -> httpx.Client:
         yield client
 
 
+PAIRS = ["glid/unet", "glid/ssl4eo_mae", "caffe/unet", "caffe/ssl4eo_mae"]
+
+
 @pytest.fixture(scope="module")
 def records(api_sweep) -> dict[str, dict]:
-    files = (api_sweep / "records").glob("glid__*.json")
-    return {(r := json.loads(f.read_text()))["model"]: r for f in files}
+    """Each pair's record, by pair key."""
+    files = (api_sweep / "records").glob("*.json")
+    return {f"{(r := json.loads(f.read_text()))['dataset']}/{r['model']}": r for f in files}
 
 
 def test_health_answers(api):
@@ -35,10 +39,10 @@ def test_health_answers(api):
 def test_sweeps_lists_the_finished_sweep_with_counts_and_times(api, api_sweep):
     (sweep,) = api.get("/sweeps").json()
     assert (sweep["name"], sweep["state"]) == (api_sweep.name, "finished")
-    assert sweep["datasets"] == ["glid"] and sweep["models"] == ["unet", "ssl4eo_mae"]
+    assert sweep["datasets"] == ["glid", "caffe"] and sweep["models"] == ["unet", "ssl4eo_mae"]
     trials = sweep["trials"]
-    assert (trials["budget"], trials["done"], trials["running"]) == (4, 4, 0)
-    assert trials["complete"] + trials["pruned"] + trials["failed"] == 4
+    assert (trials["budget"], trials["done"], trials["running"]) == (16, 16, 0)
+    assert trials["complete"] + trials["pruned"] + trials["failed"] == 16
     assert sweep["started_at"] <= sweep["updated_at"]
     assert api.get("/sweeps", params={"state": "running"}).json() == []
 
@@ -46,10 +50,10 @@ def test_sweeps_lists_the_finished_sweep_with_counts_and_times(api, api_sweep):
 def test_one_sweep_shows_each_pairs_counts_best_and_config(api, api_sweep, records):
     detail = api.get(f"/sweeps/{api_sweep.name}").json()
     pairs = {p["key"]: p for p in detail["pairs"]}
-    assert list(pairs) == ["glid/unet", "glid/ssl4eo_mae"]
+    assert list(pairs) == PAIRS
     for key, pair in pairs.items():
-        record = records[key.split("/")[1]]
-        assert pair["state"] == "finished" and pair["done"] == 2
+        record = records[key]
+        assert pair["state"] == "finished" and pair["done"] == 4
         assert pair["best_val_miou"] == pytest.approx(record["best"]["val_miou"])
         assert pair["best_config"]["lr"] == pytest.approx(record["config"]["lr"])
         assert pair["best_config"]["study_trial"] == record["ids"]["study_trial"]
@@ -61,7 +65,7 @@ def test_the_leaderboard_ranks_models_beside_the_papers_frozen_miou(api, api_swe
     assert {e["model"] for e in entries} == {"unet", "ssl4eo_mae"}
     assert entries[0]["val_miou"] >= entries[1]["val_miou"]
     for entry in entries:
-        record = records[entry["model"]]
+        record = records[f"glid/{entry['model']}"]
         assert entry["sweep"] == api_sweep.name
         assert entry["val_miou"] == pytest.approx(record["best"]["val_miou"])
         assert entry["test_miou"] == pytest.approx(record["best"]["test_metrics"]["miou"])
@@ -77,7 +81,7 @@ def test_the_leaderboard_ranks_models_beside_the_papers_frozen_miou(api, api_swe
 
 def test_best_returns_the_record_with_its_repeat_command(api, records):
     best = api.get("/best/glid/ssl4eo_mae").json()
-    record = records["ssl4eo_mae"]
+    record = records["glid/ssl4eo_mae"]
     assert best["repeat_command"] == record["repeat_command"]
     assert best["repeat_command"].startswith("cryotune train glid ssl4eo_mae --lr ")
     assert best["search_space"] == record["search_space"] and best["seeds"] == record["seeds"]
@@ -87,10 +91,10 @@ def test_best_returns_the_record_with_its_repeat_command(api, records):
 @pytest.mark.parametrize(
     ("path", "kind", "existing"),
     [
-        ("/sweeps/nope", "sweep", ["api-glid"]),
-        ("/best/caffe", "dataset", ["glid"]),
+        ("/sweeps/nope", "sweep", ["smoke-glid-caffe"]),
+        ("/best/sicd", "dataset", ["caffe", "glid"]),
         ("/best/glid/dofa", "model", ["ssl4eo_mae", "unet"]),
-        ("/best/gld/unet", "dataset", ["glid"]),
+        ("/best/gld/unet", "dataset", ["caffe", "glid"]),
     ],
 )
 def test_unknown_names_answer_404_listing_what_exists(api, path, kind, existing):

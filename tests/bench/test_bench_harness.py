@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# What a full run writes and `make bench` tables: a quick run must not replace any of it.
+TABLED_FILES = (REPO / "docs" / "benchmarks.md", REPO / "bench" / "results" / "data_path.json")
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -27,22 +31,56 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def data_path_result(tmp_path_factory) -> Path:
+def data_path_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, dict[Path, bytes]]:
+    """`python -m bench data_path --quick --out FILE`, with the tabled files as they were."""
+    kept = {path: path.read_bytes() for path in TABLED_FILES}
     out = tmp_path_factory.mktemp("bench") / "data_path.json"
     done = bench("data_path", "--quick", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
-    return out
+    return done, out, kept
 
 
-def test_a_quick_benchmark_writes_its_comparison_with_a_verdict(data_path_result):
-    result = json.loads(data_path_result.read_text())
-    assert result["reader_tiles_per_s"] > 0 and result["cached_tiles_per_s"] > 0
-    assert result["speedup"] == pytest.approx(
-        result["cached_tiles_per_s"] / result["reader_tiles_per_s"], rel=0.01
+@pytest.fixture(scope="module")
+def data_path_result(data_path_run) -> Path:
+    return data_path_run[1]
+
+
+def _figures(line: str) -> list[float]:
+    return [float(word) for word in line.split() if re.fullmatch(r"\d+(\.\d+)?", word)]
+
+
+def test_a_quick_benchmark_prints_both_paths_side_by_side_and_writes_what_it_printed(
+    data_path_run,
+):
+    done, out, _ = data_path_run
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["path", "tiles/s", "after", "epoch", "1"]
+    reader = next(line for line in lines if line.startswith("rasterio every epoch"))
+    cached = next(line for line in lines if line.startswith("tile cache (memmap)"))
+    verdict = next(line for line in lines if line.startswith("speedup x"))
+    result = json.loads(out.read_text())
+    assert _figures(reader) == [result["reader_tiles_per_s"], result["steady_reader_tiles_per_s"]]
+    assert _figures(cached) == [result["cached_tiles_per_s"], result["steady_cached_tiles_per_s"]]
+    assert all(figure > 0 for figure in _figures(reader) + _figures(cached))
+    assert f"x{result['speedup']} (x{result['steady_speedup']} after epoch 1)" in verdict
+    assert verdict.endswith(f"met: {result['met']}") and isinstance(result["met"], bool)
+    assert "for 40 tiles" in verdict
+    # The run is described well enough to be repeated and compared on another machine.
+    assert (result["tiles"], result["size_px"], result["epochs"], result["quick"]) == (
+        40,
+        64,
+        2,
+        True,
     )
-    assert len(result["cached_epochs_tiles_per_s"]) == result["epochs"] == 2
-    assert result["met"] == (result["speedup"] >= 20)
-    assert result["machine"] and result["quick"] is True
+    assert len(result["reader_epochs_tiles_per_s"]) == len(result["cached_epochs_tiles_per_s"]) == 2
+    assert result["target"] == "cached / rasterio tiles per s >= 20 over all epochs"
+    assert result["machine"].startswith(platform.machine())
+
+
+def test_a_quick_run_leaves_the_tabled_results_and_the_table_alone(data_path_run):
+    _, _, kept = data_path_run
+    for path, content in kept.items():
+        assert path.read_bytes() == content, f"a quick run changed {path}"
 
 
 def test_the_table_is_rewritten_between_its_markers_only(data_path_result, tmp_path, monkeypatch):

@@ -1,16 +1,23 @@
 """docker/compose.yaml and docker/Dockerfile: what `docker compose up` relies on, checked here.
 
-No Docker engine is needed. Where a compose client exists, `docker compose config` validates the
-file too; every machine checks its structure: the services and their health-gated start order,
-no secret in the file, every variable documented in docker/.env.example, where ports bind, and
-that each service's command parses with the real parser of its program (cryotune, mlflow, ray,
-gpu-claim), so a mistyped flag fails here and not in a container on a cluster.
+No Docker engine is needed. Every machine checks the file's structure: the services and their
+health-gated start order, the one image every cryotune role runs, no secret in the file, every
+variable documented in docker/.env.example, where ports bind, and that each service's command
+parses with the real parser of its program (cryotune, mlflow, ray, gpu-claim), so a mistyped flag
+fails here and not in a container on a cluster. Where a Compose v2 client exists (`docker
+compose`), it validates the file too, resolves the variables as this file's reading of them does,
+and refuses to start without a secret, naming docker/.env.
+
+``interpolate`` below is the tests' reading of Compose's variable syntax, used to see the file as
+a user's .env makes it; it is checked against the real client where one exists.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import json
+import os
 import re
 import shlex
 import shutil
@@ -107,36 +114,81 @@ def services(raw) -> dict:
 
 
 def compose_client() -> list[str] | None:
+    """A Compose v2 client (the `docker compose` the guide uses), or None. Compose v1 is left
+    out: it predates the Compose Specification this file is written in (top-level ``name``)."""
     for client in (["docker", "compose"], ["docker-compose"]):
         if shutil.which(client[0]) is None:
             continue
-        version = subprocess.run([*client, "version"], capture_output=True, timeout=60)
-        if version.returncode == 0:
+        version = subprocess.run(
+            [*client, "version", "--short"], capture_output=True, text=True, timeout=60
+        )
+        if version.returncode == 0 and re.match(r"v?([2-9]|\d\d)\.", version.stdout.strip()):
             return client
     return None
 
 
-def test_compose_file_is_valid_compose(raw, tmp_path):
-    """YAML with the five services; `docker compose config` accepts it where a client exists."""
+def compose_config(client: list[str], env: dict[str, str], tmp_path: Path, *flags: str):
+    """`docker compose config FLAGS` of compose.yaml with ``env`` as its .env file; the
+    variables of this process are kept out so that only that file speaks."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    clean = {k: v for k, v in os.environ.items() if k not in documented()}
+    return subprocess.run(
+        [*client, "--env-file", str(env_file), "-f", str(COMPOSE), "config", *flags],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=120,
+    )
+
+
+def test_compose_file_is_valid_compose(raw, services, tmp_path):
+    """The five services of project cryotune; where a client exists, `docker compose config`
+    accepts the file and resolves every service's image, command and environment as
+    ``services`` here does (so the other tests read what compose will run)."""
     assert set(raw["services"]) == SERVICES
     assert raw["name"] == "cryotune"
     client = compose_client()
     if client is not None:
-        env_file = tmp_path / ".env"
-        env_file.write_text("".join(f"{k}={v}\n" for k, v in example_env().items()))
-        result = subprocess.run(
-            [*client, "--env-file", str(env_file), "-f", str(COMPOSE), "config", "--quiet"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = compose_config(client, example_env(), tmp_path, "--format", "json")
         assert result.returncode == 0, result.stderr
+        resolved = json.loads(result.stdout)["services"]
+        assert set(resolved) == SERVICES
+        for name, service in services.items():
+            assert resolved[name].get("command") == service.get("command"), name
+            assert resolved[name].get("environment", {}) == service.get("environment", {}), name
+            assert resolved[name]["image"] == service["image"], name
 
 
-def test_missing_secret_stops_compose_with_a_message_naming_the_env_file():
-    env = {k: v for k, v in example_env().items() if k != "POSTGRES_PASSWORD"}
-    with pytest.raises(AssertionError, match=r"POSTGRES_PASSWORD.*docker/\.env"):
-        interpolate(yaml.safe_load(COMPOSE.read_text()), env)
+def test_a_missing_secret_is_required_with_a_message_naming_the_env_file(tmp_path):
+    """Each secret is a required variable whose message tells where to set it; a client refuses
+    to start the stack without it and prints that message."""
+    required = {
+        match["name"]: match["arg"]
+        for match in _REFERENCE.finditer(COMPOSE.read_text())
+        if match["op"] == ":?"
+    }
+    assert set(SECRETS) <= set(required)
+    for name, message in required.items():
+        assert message == f"set {name} in docker/.env", name
+    client = compose_client()
+    if client is not None:
+        env = {k: v for k, v in example_env().items() if k != "POSTGRES_PASSWORD"}
+        result = compose_config(client, env, tmp_path, "--quiet")
+        assert result.returncode != 0
+        assert "set POSTGRES_PASSWORD in docker/.env" in result.stderr, result.stderr
+
+
+def test_every_cryotune_role_runs_one_image_that_a_user_can_retag(raw):
+    """MLflow, the Ray head, the Ray workers and the API run one image (a head and workers of
+    other builds would not join one Ray cluster), tagged cryotune:latest unless CRYOTUNE_IMAGE
+    names another, e.g. a registry path the workers pull."""
+    roles = SERVICES - {"postgres"}
+    default = interpolate(raw["services"], example_env())
+    assert {default[name]["image"] for name in roles} == {"cryotune:latest"}
+    tagged = interpolate(raw["services"], {**example_env(), "CRYOTUNE_IMAGE": "reg.io/ct:7"})
+    assert {tagged[name]["image"] for name in roles} == {"reg.io/ct:7"}
+    assert default["postgres"]["image"].startswith("postgres:")
 
 
 def test_every_service_has_a_healthcheck(services):

@@ -7,7 +7,7 @@ from cryotune.data.bands import map_bands
 from cryotune.data.datasets import get_dataset
 from cryotune.errors import DataError, UnknownNameError, UsageError
 from cryotune.models.catalog import count_params, published_mapping
-from cryotune.models.encoders import ENCODERS, S2_BANDS, get_encoder_spec
+from cryotune.models.encoders import ENCODERS, get_encoder_spec
 from cryotune.models.encoders.data2vec import relative_position_index
 from cryotune.models.encoders.position import sincos_2d, sincos_3d
 from cryotune.models.encoders.terramind import ImageEncoderEmbedding
@@ -65,13 +65,27 @@ def test_encoder_builds_at_published_size_with_one_map_per_tapped_layer(key):
     encoder = spec.builder(spec, mapping)
     params = sum(p.numel() for p in encoder.parameters())
     assert params == pytest.approx(spec.published_params, rel=0.02)
-    assert params == count_params(key, tuple(spec.option("published_bands", S2_BANDS)))
     assert len(encoder.blocks()) == spec.num_blocks
     assert encoder.out_channels == [spec.embed_dim] * len(spec.tapped_layers)
     assert not encoder.is_pyramid
     with torch.no_grad():
         maps = encoder(_inputs(mapping, 2 * spec.patch_size, batch=1))
     assert [m.shape for m in maps] == [(1, spec.embed_dim, 2, 2)] * len(spec.tapped_layers)
+
+
+# torchvision's ViT_B_16_Weights list 86,567,656 parameters (torchvision model docs): ViT-B/16 at
+# 224 px on RGB with a 1000-class head (768 x 1000 + 1000) and a final LayerNorm (2 x 768), neither
+# of which an encoder whose maps feed a decoder keeps.
+VIT_B_16_ENCODER = 86_567_656 - (768 * 1000 + 1000) - 2 * 768
+
+
+def test_the_vit_baseline_is_vit_b_16_at_the_published_size():
+    spec = get_encoder_spec("vit")
+    with torch.device("meta"):
+        rgb = spec.builder(spec, published_mapping(spec))
+    assert sum(p.numel() for p in rgb.parameters()) == VIT_B_16_ENCODER
+    # The catalog lists it at all 13 Sentinel-2 bands: 10 more input planes of 16 x 16 x 768.
+    assert count_params("vit") == VIT_B_16_ENCODER + 10 * 16 * 16 * 768
 
 
 FEEDS = [(key, "glid") for key in ISSUE_MODELS] + [

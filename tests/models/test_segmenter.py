@@ -57,7 +57,9 @@ def test_vit_end_to_end_on_caffe_grey_as_rgb_as_cryobench_ran_it(dataset_batch):
 def test_vit_info_describes_the_trial(vit_depth_3):
     info = vit_depth_3.info
     assert info["depth"] == 3 and info["num_blocks"] == 12 and info["decoder"] == "upernet"
-    assert info["total_params"] == count_params(vit_depth_3.model)
+    # GLID feeds it RGB: torchvision's ViT_B_16 (86,567,656) without head and final norm
+    assert info["encoder_params"] == 86_567_656 - 769_000 - 1536
+    assert info["total_params"] == info["encoder_params"] + count_params(vit_depth_3.model.decoder)
     assert info["filled_bands"] == []
     assert info["trainable_params"] == info["encoder_trainable_params"] + count_params(
         vit_depth_3.model.decoder

@@ -1,11 +1,9 @@
-"""Fixtures for the query layer: a real finished sweep in a workspace, and a real MLflow store
-written with MlflowClient exactly as the tracking contract (``cryotune.tracking.names``) says."""
+"""Fixtures for the query layer: a real finished sweep in a workspace (the session's smoke sweep),
+and a real MLflow store written with MlflowClient exactly as the tracking contract
+(``cryotune.tracking.names``) says."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,33 +12,12 @@ import pytest
 from cryotune.documents.plan import PlannedPair, SweepPlanDocument
 from cryotune.tracking import names
 
-REPO = Path(__file__).resolve().parents[2]
-SWEEP = "query-glid"
-
 
 @pytest.fixture(scope="session")
-def finished_sweep(tmp_path_factory) -> Path:
-    """The folder of `cryotune sweep glid --models unet --trials 2` on synthetic GLID, run to
-    its end; its parent is the workspace."""
-    from cryotune.data.synth import write_synthetic
-
-    base = tmp_path_factory.mktemp("query-sweep")
-    write_synthetic("glid", base / "data" / "glid", tiles=4, size=48, seed=0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYOTUNE_", "MLFLOW_"))}
-    env.update(HOME=str(base / "home"), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    args = ["sweep", "glid", "--config", "sweeps/smoke.yaml", "--models", "unet"]
-    args += ["--trials", "2", "--name", SWEEP, "--data-root", str(base / "data")]
-    args += ["--workspace", str(base / "runs")]
-    done = subprocess.run(
-        [sys.executable, "-m", "cryotune.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return base / "runs" / SWEEP
+def finished_sweep(smoke_sweep) -> Path:
+    """The folder of a sweep run to its end, the session's smoke sweep (unet and ssl4eo_mae on
+    synthetic GLID and CaFFe, 4 trials a pair); its parent is the workspace."""
+    return smoke_sweep.folder
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The query layer over a workspace: what a real finished sweep left on disk, read back."""
+"""The query layer over a workspace: what a real finished sweep (the session's smoke sweep, unet
+and ssl4eo_mae on GLID and CaFFe) left on disk, read back."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from cryotune.cli import main
 from cryotune.errors import NotFoundError
 from cryotune.query.service import Query, open_query
 
-SWEEP = "query-glid"
+SWEEP = "smoke-glid-caffe"
+PAIRS = ["glid/unet", "glid/ssl4eo_mae", "caffe/unet", "caffe/ssl4eo_mae"]
 
 
 @pytest.fixture(scope="module")
@@ -27,27 +29,36 @@ def query(finished_workspace) -> Query:
 
 
 @pytest.fixture(scope="module")
-def study(finished_sweep) -> optuna.Study:
+def studies(finished_sweep) -> dict[str, optuna.Study]:
     storage = optuna.storages.RDBStorage(f"sqlite:///{finished_sweep / 'optuna.db'}")
-    return optuna.load_study(study_name=f"{SWEEP}/glid/unet", storage=storage)
+    return {
+        pair: optuna.load_study(study_name=f"{SWEEP}/{pair}", storage=storage) for pair in PAIRS
+    }
 
 
-def test_the_sweep_is_listed_finished_with_its_counts(query, finished_workspace, study):
+@pytest.fixture(scope="module")
+def study(studies) -> optuna.Study:
+    return studies["glid/unet"]
+
+
+def test_the_sweep_is_listed_finished_with_its_counts(query, finished_workspace, studies):
     (sweep,) = query.sweeps()
     assert (sweep.name, sweep.state) == (SWEEP, "finished")
-    assert sweep.datasets == ["glid"] and sweep.models == ["unet"]
-    trials = study.get_trials()
+    assert sweep.datasets == ["glid", "caffe"] and sweep.models == ["unet", "ssl4eo_mae"]
+    trials = [t for s in studies.values() for t in s.get_trials()]
     assert sweep.trials.complete == sum(t.state == TrialState.COMPLETE for t in trials)
     assert sweep.trials.pruned == sum(t.state == TrialState.PRUNED for t in trials)
-    assert (sweep.trials.budget, sweep.trials.done, sweep.trials.running) == (2, 2, 0)
+    assert (sweep.trials.budget, sweep.trials.done, sweep.trials.running) == (16, 16, 0)
     assert sweep.started_at <= min(t.datetime_start.astimezone() for t in trials)
     assert sweep.updated_at >= max(t.datetime_complete.astimezone() for t in trials)
     assert sweep.location == str(finished_workspace / SWEEP)
 
 
 def test_a_pair_shows_its_best_value_and_config_from_the_study(query, study):
-    (pair,) = query.sweep(SWEEP).pairs
-    assert (pair.key, pair.state, pair.finished, pair.done) == ("glid/unet", "finished", True, 2)
+    pairs = query.sweep(SWEEP).pairs
+    assert [p.key for p in pairs] == PAIRS
+    pair = pairs[0]
+    assert (pair.key, pair.state, pair.finished, pair.done) == ("glid/unet", "finished", True, 4)
     assert pair.best_val_miou == pytest.approx(study.best_value)
     assert pair.best_config.lr == pytest.approx(study.best_trial.params["lr"])
     assert pair.best_config.study_trial == study.best_trial.number
@@ -56,7 +67,9 @@ def test_a_pair_shows_its_best_value_and_config_from_the_study(query, study):
 
 def test_leaderboard_and_best_read_the_record(query, finished_workspace):
     record = json.loads((finished_workspace / SWEEP / "records" / "glid__unet.json").read_text())
-    (entry,) = query.leaderboard("glid").entries
+    entries = query.leaderboard("glid").entries
+    assert sorted(e.model for e in entries) == ["ssl4eo_mae", "unet"]
+    (entry,) = [e for e in entries if e.model == "unet"]
     assert (entry.model, entry.sweep) == ("unet", SWEEP)
     assert entry.val_miou == record["best"]["val_miou"]
     assert entry.test_miou == record["best"]["test_metrics"]["miou"]
@@ -72,22 +85,23 @@ def test_unknown_names_list_what_exists(query):
     with pytest.raises(NotFoundError, match=f"sweeps there: {SWEEP}"):
         query.sweep("nope")
     with pytest.raises(NotFoundError) as dataset:
-        query.leaderboard("caffe")
-    assert dataset.value.existing == ["glid"]
+        query.leaderboard("sicd")
+    assert dataset.value.existing == ["caffe", "glid"]
     with pytest.raises(NotFoundError) as model:
         query.best("glid", "dofa")
-    assert model.value.existing == ["unet"]
+    assert model.value.existing == ["ssl4eo_mae", "unet"]
 
 
 def test_status_and_best_commands_print_tables(finished_workspace, capsys):
     assert main(["status", "--workspace", str(finished_workspace)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"{SWEEP}: finished") and "glid/unet" in out and "2/2" in out
+    assert out.startswith(f"{SWEEP}: finished") and "glid/unet" in out and "4/4" in out
     assert main(["best", "glid", "--workspace", str(finished_workspace), "--json"]) == 0
-    (record,) = json.loads(capsys.readouterr().out)
-    assert record["model"] == "unet" and record["paper_frozen_miou"] == 91.58
+    records = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(records) == {"unet", "ssl4eo_mae"}
+    assert records["unet"]["paper_frozen_miou"] == 91.58
     assert main(["best", "glid", "--model", "vit", "--workspace", str(finished_workspace)]) == 2
-    assert "models there: unet" in capsys.readouterr().err
+    assert "models there: ssl4eo_mae, unet" in capsys.readouterr().err
 
 
 def test_a_corrupt_record_is_reported_where_its_pair_is_shown(finished_workspace, tmp_path, capsys):
@@ -97,15 +111,28 @@ def test_a_corrupt_record_is_reported_where_its_pair_is_shown(finished_workspace
 
     workspace = tmp_path / "runs"
     shutil.copytree(finished_workspace, workspace)
-    record = workspace / SWEEP / "records" / "glid__unet.json"
+    records = workspace / SWEEP / "records"
+    record = records / "glid__unet.json"
     record.write_text(record.read_text()[:40])  # cut short, as a full disk would leave it
     query = open_query(workspace)
-    (pair,) = query.sweep(SWEEP).pairs
+    pairs = {p.key: p for p in query.sweep(SWEEP).pairs}
+    pair = pairs["glid/unet"]
     assert pair.finished and str(record) in pair.record_error
-    with pytest.raises(DataError, match=f"{record}: not a best-config record"):
-        query.best_records("glid")
+    assert pairs["glid/ssl4eo_mae"].record_error is None  # only the damaged record is reported
     assert main(["status", "--workspace", str(workspace)]) == 0
     out = capsys.readouterr().out
     assert "finished, record unreadable" in out and str(record) in out
-    assert main(["best", "glid", "--workspace", str(workspace)]) == 1
+    # The other model's result is still shown, with a warning naming the damaged file.
+    assert [r.model for r in query.best_records("glid")] == ["ssl4eo_mae"]
+    assert main(["best", "glid", "--workspace", str(workspace)]) == 0
     assert str(record) in capsys.readouterr().err
+    with pytest.raises(DataError, match=f"{record}: not a best-config record"):
+        query.best("glid", "unet")
+
+    other = records / "glid__ssl4eo_mae.json"
+    other.write_text("")  # now no glid result can be read
+    with pytest.raises(DataError, match=f"{record}: not a best-config record"):
+        query.best_records("glid")
+    assert main(["best", "glid", "--workspace", str(workspace)]) == 1
+    err = capsys.readouterr().err
+    assert str(record) in err and str(other) in err

@@ -15,13 +15,10 @@ NAME = "smoke-glid-caffe"
 
 
 @pytest.fixture(scope="module")
-def smoke(cryotune, data_root, tmp_path_factory):
-    """sweeps/smoke.yaml on synthetic GLID and CaFFe, run once for the module."""
-    workspace = tmp_path_factory.mktemp("smoke") / "runs"
-    args = ["sweep", "glid", "caffe", "--config", "sweeps/smoke.yaml"]
-    args += ["--data-root", str(data_root), "--workspace", str(workspace)]
-    done = cryotune(*args)
-    return done, workspace / NAME, args
+def smoke(smoke_sweep):
+    """sweeps/smoke.yaml on synthetic GLID and CaFFe: the session's smoke sweep."""
+    assert smoke_sweep.folder.name == NAME
+    return smoke_sweep
 
 
 def _studies(sweep_dir: Path) -> dict[str, optuna.Study]:

@@ -1,5 +1,5 @@
 """Fixtures for the tracking tests: tiny synthetic GLID, the CLI in a subprocess, a real
-``mlflow server`` on a free loopback port, and one tracked smoke sweep shared by the session.
+``mlflow server`` on a free loopback port (the tracked smoke sweep is the session's, tests/conftest.py).
 
 As in tests/sweep, sweeps run through the real ``cryotune`` command (embedded Ray, real Optuna
 storage, the real trainer), one CPU thread per trial.
@@ -103,14 +103,3 @@ def tracking_server(background, tmp_path) -> TrackingServer:
     server = TrackingServer(store, free_port(), background)
     server.start()
     return server
-
-
-@pytest.fixture(scope="session")
-def tracked_sweep(cryotune, data_root, tmp_path_factory):
-    """sweeps/smoke.yaml on synthetic GLID (2 models x 4 trials) into the default store."""
-    workspace = tmp_path_factory.mktemp("tracked") / "runs"
-    args = ["sweep", "glid", "--config", "sweeps/smoke.yaml"]
-    args += ["--data-root", str(data_root), "--workspace", str(workspace)]
-    done = cryotune(*args)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done, workspace, args

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-SWEEP = "smoke-glid"
+SWEEP = "smoke-glid-caffe"
 
 
 def _get(url: str) -> bytes:
@@ -20,9 +20,9 @@ def _get(url: str) -> bytes:
 
 
 def test_the_ui_serves_the_workspace_runs_and_artifacts_then_stops(
-    tracked_sweep, background, port, wait, tmp_path
+    smoke_sweep, background, port, wait, tmp_path
 ):
-    _, workspace, _ = tracked_sweep
+    workspace = smoke_sweep.folder.parent
     number = port()
     url = f"http://127.0.0.1:{number}"
     ui = background(
@@ -53,7 +53,7 @@ def test_the_ui_serves_the_workspace_runs_and_artifacts_then_stops(
     )
     with urllib.request.urlopen(search, timeout=10) as response:
         pairs = json.loads(response.read())["runs"]
-    assert len(pairs) == 2
+    assert len(pairs) == 4  # glid and caffe, unet and ssl4eo_mae
     run_id = pairs[0]["info"]["run_id"]
     artifact = urllib.parse.urlencode({"path": "confusion_matrix.png", "run_uuid": run_id})
     assert _get(f"{url}/get-artifact?{artifact}")[:4] == b"\x89PNG"

@@ -1,5 +1,6 @@
-"""A real smoke sweep read back from its MLflow store: the tree, params, per-epoch metrics,
-status tags matching the studies, pair artifacts, the leaderboard and the record ids."""
+"""A real smoke sweep (the session's, on GLID and CaFFe) read back from its MLflow store: the
+tree, params, per-epoch metrics, status tags matching the studies, pair artifacts, the leaderboards
+and the record ids."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from mlflow import MlflowClient
 from cryotune.tracking import names
 from cryotune.tracking.outbox import Outbox
 
-SWEEP = "smoke-glid"
-PAIRS = ["glid/unet", "glid/ssl4eo_mae"]
+SWEEP = "smoke-glid-caffe"
+PAIRS = ["glid/unet", "glid/ssl4eo_mae", "caffe/unet", "caffe/ssl4eo_mae"]
+GLID_PAIRS = PAIRS[:2]  # a two-class optical dataset: the per-trial checks name its classes
 STATUS = {"COMPLETE": ("complete", "FINISHED"), "PRUNED": ("pruned", "KILLED")}
 
 
 @pytest.fixture(scope="module")
-def store(tracked_sweep):
-    _, workspace, _ = tracked_sweep
+def store(smoke_sweep):
+    workspace = smoke_sweep.folder.parent
     client = MlflowClient(f"sqlite:///{workspace / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(SWEEP)
     runs = client.search_runs([experiment.experiment_id], max_results=500)
@@ -41,7 +43,7 @@ def test_one_experiment_per_sweep_with_a_three_level_tree(store):
     (sweep,) = by_level["sweep"]
     assert sweep.info.run_name == SWEEP and names.PARENT_TAG not in sweep.data.tags
     assert sweep.data.tags[names.TAG_STATE] == "finished" and sweep.info.status == "FINISHED"
-    assert sweep.data.tags[names.TAG_DATASETS] == "glid"
+    assert sweep.data.tags[names.TAG_DATASETS] == "glid,caffe"
     assert sweep.data.tags[names.TAG_MODELS] == "unet,ssl4eo_mae"
     assert sweep.data.tags[names.TAG_WORKSPACE] == str(sweep_dir)
     pairs = {r.data.tags[names.TAG_PAIR]: r for r in by_level["pair"]}
@@ -51,7 +53,7 @@ def test_one_experiment_per_sweep_with_a_three_level_tree(store):
         assert pair.data.tags[names.PARENT_TAG] == sweep.info.run_id
         assert pair.data.tags[names.TAG_STATE] == "finished"
     trials = by_level["trial"]
-    assert len(trials) == 8
+    assert len(trials) == 4 * len(PAIRS)
     for trial in trials:
         parent = pairs[trial.data.tags[names.TAG_PAIR]]
         assert trial.data.tags[names.PARENT_TAG] == parent.info.run_id
@@ -61,7 +63,7 @@ def test_one_experiment_per_sweep_with_a_three_level_tree(store):
 
 def test_trial_runs_hold_params_epochs_and_the_study_outcome(store):
     client, _, by_level, sweep_dir = store
-    for key in PAIRS:
+    for key in GLID_PAIRS:
         study = _study(sweep_dir, key)
         runs = [r for r in by_level["trial"] if r.data.tags[names.TAG_PAIR] == key]
         assert sorted(int(r.data.tags[names.TAG_STUDY_TRIAL]) for r in runs) == [0, 1, 2, 3]
@@ -152,18 +154,20 @@ def test_the_sweep_run_holds_the_plan_and_a_leaderboard(store):
     (sweep,) = by_level["sweep"]
     local = Path(client.download_artifacts(sweep.info.run_id, "", str(sweep_dir.parent / "sw")))
     assert json.loads((local / names.PLAN_ARTIFACT).read_text())["name"] == SWEEP
-    table = json.loads((local / names.LEADERBOARD_DIR / "glid.json").read_text())
-    assert table["columns"] == list(names.LEADERBOARD_COLUMNS)
-    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
-    assert sorted(r["model"] for r in rows) == ["ssl4eo_mae", "unet"]
-    assert rows[0]["val_miou"] >= rows[1]["val_miou"]
-    for row in rows:
-        assert client.get_run(row["run_id"]).data.tags[names.TAG_MODEL] == row["model"]
+    for dataset in ("glid", "caffe"):
+        table = json.loads((local / names.LEADERBOARD_DIR / f"{dataset}.json").read_text())
+        assert table["columns"] == list(names.LEADERBOARD_COLUMNS)
+        rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+        assert sorted(r["model"] for r in rows) == ["ssl4eo_mae", "unet"]
+        assert rows[0]["val_miou"] >= rows[1]["val_miou"]
+        for row in rows:
+            tags = client.get_run(row["run_id"]).data.tags
+            assert (tags[names.TAG_DATASET], tags[names.TAG_MODEL]) == (dataset, row["model"])
     assert "mlflow.loggedArtifacts" not in sweep.data.tags  # MLflow's own tag is left to it
 
 
-def test_resume_keeps_the_store_it_started_with(tracked_sweep, cryotune, tmp_path):
-    done, workspace, args = tracked_sweep
+def test_resume_keeps_the_store_it_started_with(smoke_sweep, cryotune, tmp_path):
+    args = smoke_sweep.args
     other = f"sqlite:///{tmp_path / 'other.db'}"
     refused = cryotune(*args, "--resume", "--tracking-uri", other)
     assert refused.returncode == 2
@@ -171,13 +175,12 @@ def test_resume_keeps_the_store_it_started_with(tracked_sweep, cryotune, tmp_pat
     assert not (tmp_path / "other.db").exists()
 
 
-def test_resume_delivers_what_waited_even_for_a_finished_sweep(tracked_sweep, cryotune, store):
+def test_resume_delivers_what_waited_even_for_a_finished_sweep(smoke_sweep, cryotune, store):
     client, _, by_level, sweep_dir = store
     run = by_level["trial"][0]
     outbox = Outbox(sweep_dir / "trials" / run.data.tags[names.TAG_TRIAL_ID])
     outbox.append("tags", tags={"spooled_while_away": "yes"})  # as if the store was down
-    _, _, args = tracked_sweep
-    resumed = cryotune(*args, "--resume")
+    resumed = cryotune(*smoke_sweep.args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert client.get_run(run.info.run_id).data.tags["spooled_while_away"] == "yes"
     assert outbox.pending() == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import socket
 
 import pytest
 
@@ -39,12 +39,22 @@ def test_stores_mlflow_refuses_are_usage_errors(uri, tmp_path):
 
 def test_an_unreachable_server_is_named_with_the_flags_that_choose_it(port):
     url = f"http://127.0.0.1:{port()}"
-    started = time.monotonic()
     with pytest.raises(CryotuneError) as error:
         check_reachable(url)
-    assert time.monotonic() - started < 5
     message = str(error.value)
     assert url in message and "--tracking-uri" in message and "MLFLOW_TRACKING_URI" in message
+
+
+def test_a_server_that_never_answers_is_given_up_on_with_a_timeout():
+    """A host that takes the connection but never answers (a hung server, a black-holing
+    proxy) is refused once the timeout passes, not waited on."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog; nobody reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(CryotuneError, match="GET /health: timed out") as error:
+            check_reachable(url, timeout_s=1)
+    assert url in str(error.value) and "--tracking-uri" in str(error.value)
 
 
 def test_a_sweep_against_an_unreachable_server_fails_before_training(
@@ -52,7 +62,6 @@ def test_a_sweep_against_an_unreachable_server_fails_before_training(
 ):
     url = f"http://127.0.0.1:{port()}"
     workspace = tmp_path / "runs"
-    started = time.monotonic()
     done = cryotune(
         "sweep",
         "glid",
@@ -69,4 +78,4 @@ def test_a_sweep_against_an_unreachable_server_fails_before_training(
     assert f"MLflow tracking store {url} is not reachable" in done.stderr
     assert "--tracking-uri" in done.stderr
     assert not (workspace / "smoke-glid").exists()  # nothing created, nothing computed
-    assert time.monotonic() - started < 60
+    assert " trial " not in done.stdout  # refused before a trial started (one line each)

@@ -24,6 +24,10 @@ from cryotune.models.weights import load_encoder_weights
 torch.set_num_threads(1)
 
 SPEC = get_encoder_spec("satlas")
+# torchvision's Swin_V2_B_Weights list 87,930,848 parameters (torchvision model docs); the encoder
+# drops the 1000-class head (1024 x 1000 + 1000) and the final norm (2 x 1024), and its 4 x 4 stem
+# takes 9 bands instead of 3 (6 x 4 x 4 x 128 more).
+SWIN_V2_B_9_BANDS = 87_930_848 - (1024 * 1000 + 1000) - 2 * 1024 + 6 * 4 * 4 * 128
 DIM, DEPTHS, HEADS = 16, (2, 2, 2, 2), (1, 2, 4, 8)
 TINY = {"embed_dim": DIM, "depth": DEPTHS, "num_heads": HEADS}
 
@@ -138,7 +142,7 @@ def test_segmenter_runs_on_a_glid_batch_with_upernet_on_the_pyramid():
     config = TrialConfig(dataset="glid", model="satlas", depth=2, weights="random", batch_size=2)
     built = build_segmenter(config, get_dataset("glid"))
     assert built.input_size == 128 and built.info["num_blocks"] == 24
-    assert built.info["encoder_params"] == count_params("satlas")
+    assert built.info["encoder_params"] == SWIN_V2_B_9_BANDS
     rng = np.random.default_rng(0)
     sample = {"optical": rng.standard_normal((2, 3, 64, 64)).astype(np.float32)}
     logits = built.model(built.mapping.apply(sample))
