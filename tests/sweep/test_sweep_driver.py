@@ -94,7 +94,7 @@ def test_records_hold_what_repeats_and_audits_the_best_trial(smoke):
 
 def test_status_and_best_read_the_workspace(smoke, cryotune):
     _, sweep_dir, _ = smoke
-    status = cryotune("status", "--workspace", str(sweep_dir.parent), "--json")
+    status = cryotune("status", NAME, "--workspace", str(sweep_dir.parent), "--json")
     assert status.returncode == 0, status.stderr
     (sweep,) = json.loads(status.stdout)
     assert sweep["name"] == NAME and sweep["state"] == "finished"
