@@ -123,6 +123,70 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from cryotune.weights.status import STATUS_TEXT, folder_states, human_size, resolve_folder
+
+    folder = resolve_folder(args.weights)
+    states = folder_states(folder)
+    if args.json:
+        print(json.dumps({"folder": str(folder), "files": [s.to_dict() for s in states]}, indent=2))
+        return 0
+    print(f"weights folder: {folder}")
+    print(
+        format_table(
+            ["model", "file", "status", "size", "sha256", "checked against", "source"],
+            [
+                (
+                    s.source.label,
+                    s.name,
+                    STATUS_TEXT[s.status],
+                    human_size(s.size) if s.size is not None else "",
+                    s.sha256[:12] if s.sha256 else "",
+                    s.expected_from or "",
+                    s.source.origin.describe(),
+                )
+                for s in states
+            ],
+        )
+    )
+    return 0
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from cryotune.weights.fetch import Remotes, plan, plan_lines, run
+    from cryotune.weights.needs import datasets_sources
+    from cryotune.weights.sources import SOURCES, sources_of
+    from cryotune.weights.status import resolve_folder
+
+    if sum(map(bool, (args.models, args.all, args.for_datasets))) != 1:
+        raise UsageError(
+            "name what to fetch: MODEL ..., --all or --for-datasets DATASET,... (one of them); "
+            "`cryotune weights list` shows every model's file"
+        )
+    if args.all:
+        sources = list(SOURCES)
+    elif args.for_datasets:
+        sources = datasets_sources(args.for_datasets)
+    else:
+        sources = sources_of(args.models)
+    folder = resolve_folder(args.weights)
+    remotes = Remotes(timeout=args.timeout)
+    steps = plan(sources, folder, remotes)
+    print("\n".join(plan_lines(steps, folder)), flush=True)
+    if args.dry_run:
+        return 1 if any(s.action == "failed" for s in steps) else 0
+
+    def report(outcome) -> None:
+        print(f"{outcome.source.label}: {outcome.status}: {outcome.message}", flush=True)
+
+    outcomes = run(steps, folder, remotes, report)
+    counts = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    return 0 if all(o.status in ("present", "fetched") for o in outcomes) else 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cryotune.cli_flags import train_config
     from cryotune.train.repeats import train_repeats
@@ -151,6 +215,13 @@ def _non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return number
 
 
@@ -315,6 +386,40 @@ def build_parser() -> argparse.ArgumentParser:
     add_deprecated(p, "--weights-dir", "--weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    weights = sub.add_parser("weights", help="list, fetch and verify the encoder checkpoints")
+    weights_sub = weights.add_subparsers(
+        dest="weights_command", required=True, parser_class=_Parser
+    )
+    p = weights_sub.add_parser(
+        "list", help="every checkpoint: official source, file, size, sha256 and status"
+    )
+    add_weights(p, "the checkpoint folder (else $CRYOTUNE_WEIGHTS, else ~/.cache/cryotune/weights)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_weights_list)
+    p = weights_sub.add_parser(
+        "fetch", help="download the missing checkpoints from their official sources, verified"
+    )
+    p.add_argument(
+        "models", nargs="*", metavar="MODEL", help="model keys (ssl4eo_mae:sar: one variant)"
+    )
+    p.add_argument("--all", action="store_true", help="every model's checkpoints")
+    p.add_argument(
+        "--for-datasets",
+        type=_csv,
+        metavar="DATASET,...",
+        help="the checkpoints a sweep of these datasets needs",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan (with sizes) and stop")
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a source may stay silent (default 60)",
+    )
+    add_weights(p, "the folder to fill (else $CRYOTUNE_WEIGHTS, else ~/.cache/cryotune/weights)")
+    p.set_defaults(func=cmd_weights_fetch)
 
     p = sub.add_parser("train", help="train one config, optionally over several seeds")
     add_train_flags(p)  # one flag per TrialConfig field

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 CRYOTUNE = (sys.executable, "-m", "cryotune.cli")
 
 # Fixtures that start real processes (the `cryotune` command, a Ray runtime, an MLflow or API
-# server, PostgreSQL): a test using one (or marked so) is an integration test, left out of
-# `make check` and run by `make test`.
+# server, PostgreSQL) or servers (the loopback checkpoint hosts): a test using one (or marked so)
+# is an integration test, left out of `make check` and run by `make test`.
 INTEGRATION_FIXTURES = frozenset(
     {
         "cryotune",
@@ -36,6 +36,7 @@ INTEGRATION_FIXTURES = frozenset(
         "tracked_sweep",
         "postgres",
         "cluster",
+        "loopback",
     }
 )
 
