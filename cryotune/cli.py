@@ -112,7 +112,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                     r["blocks"],
                     ",".join(map(str, r["tapped_layers"])),
                     "; ".join(f"{m}: {','.join(b)}" for m, b in r["bands"].items()),
-                    ("found" if r["weights_found"] else f"missing ({r['weights_source']})")
+                    (
+                        "found"
+                        if r["weights_found"]
+                        else f"missing: cryotune weights fetch {r['key']}"
+                    )
                     if r["weights_file"]
                     else "none (trained from scratch)",
                 )
