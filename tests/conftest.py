@@ -134,3 +134,16 @@ def cryotune_background(background) -> Callable[..., subprocess.Popen]:
         return background(*CRYOTUNE, *args, log=log)
 
     return start
+
+
+@pytest.fixture
+def loopback():
+    """Loopback stand-ins for the checkpoint hosts (``weights_hosts``): the Hugging Face hub,
+    which also serves the HTTPS sources as a ``$CRYOTUNE_WEIGHTS_MIRROR``, and its CDN."""
+    from weights_hosts import start_loopback
+
+    state, servers = start_loopback()
+    yield state
+    for server in servers:
+        server.shutdown()
+        server.server_close()

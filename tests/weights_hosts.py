@@ -1,12 +1,13 @@
 """A loopback stand-in for the checkpoint hosts, and tiny checkpoints in each family's official
 key layout for it to serve.
 
-``start_loopback`` starts two real HTTP servers on 127.0.0.1: the "hub" answers huggingface_hub's
-``HEAD/GET {endpoint}/{repo}/resolve/{revision}/{file}`` as the Hub does for an LFS file (a
-redirect to another host, a "CDN", carrying ``X-Repo-Commit``, ``X-Linked-Etag`` = the sha256
-and ``X-Linked-Size``; ``X-Error-Code`` on errors), and serves plain HTTPS sources under
-``/{host}/{path}`` as ``$CRYOTUNE_WEIGHTS_MIRROR`` maps them. Each served file can drop the
-connection part-way, stall past a timeout, or fail with a status. Every request is logged.
+``start_loopback`` (the ``loopback`` fixture) starts two real HTTP servers on 127.0.0.1: the
+"hub" answers huggingface_hub's ``HEAD/GET {endpoint}/{repo}/resolve/{revision}/{file}`` as the
+Hub does for an LFS file (a redirect to another host, a "CDN", carrying ``X-Repo-Commit``,
+``X-Linked-Etag`` = the sha256 and ``X-Linked-Size``; ``X-Error-Code`` on errors), and serves
+plain HTTPS sources under ``/{host}/{path}`` as ``$CRYOTUNE_WEIGHTS_MIRROR`` maps them. Each
+served file can drop the connection part-way, stall past a timeout, or fail with a status.
+Every request is logged.
 """
 
 from __future__ import annotations
