@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryotune.errors import WeightsError
 from cryotune.models.weights import RANDOM_WEIGHTS, WEIGHTS_ENV, find_weights, weights_dir
-from cryotune.weights.sources import SOURCES, WeightsSource, source_for
+from cryotune.weights.sources import SOURCES, WeightsSource, shortest_names, source_for
 
 
 def pair_source(dataset: str, model: str, view: str | None = None) -> WeightsSource | None:
@@ -55,7 +55,7 @@ def datasets_sources(datasets: list[str]) -> list[WeightsSource]:
 
 def fetch_command(sources: Iterable[WeightsSource], weights_flag: str | None) -> str:
     """``cryotune weights fetch MODEL...`` for exactly these files, into the same folder."""
-    labels = list(dict.fromkeys(s.label for s in sources))
+    labels = shortest_names(list(sources))
     folder = ["--weights", weights_flag] if weights_flag and weights_flag != RANDOM_WEIGHTS else []
     return shlex.join(["cryotune", "weights", "fetch", *labels, *folder])
 

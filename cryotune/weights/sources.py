@@ -67,7 +67,8 @@ class ManualFile:
 class WeightsSource:
     """One checkpoint file: the model (and variant) that loads it, the name cryotune expects,
     where it officially comes from, its published sha256 (None unless the source publishes one,
-    see the module docstring) and the conversion, if any, from the release to what is stored."""
+    see the module docstring) and the conversion, if any, from the release to what is stored.
+    ``part`` names one file of a model that has several (``ssl4eo_mae:optical``, ``:sar``)."""
 
     model: str
     file: str
@@ -75,18 +76,20 @@ class WeightsSource:
     sha256_note: str
     sha256: str | None = None
     variant: str | None = None
+    part: str | None = None
     convert: str | None = None
 
     @property
     def label(self) -> str:
-        """``model`` or ``model:variant`` (SSL4EO-MAE's SAR checkpoint is ``ssl4eo_mae:sar``)."""
-        return f"{self.model}:{self.variant}" if self.variant else self.model
+        """``model``, or ``model:part`` for one of a model's several files."""
+        return f"{self.model}:{self.part}" if self.part else self.model
 
     def to_dict(self) -> dict:
         origin = self.origin
         return {
             "model": self.model,
             "variant": self.variant,
+            "part": self.part,
             "file": self.file,
             "kind": origin.kind,
             "repo": getattr(origin, "repo", None),
@@ -104,12 +107,12 @@ def _hub(model: str, repo: str, file: str, **kwargs: object) -> WeightsSource:
     return WeightsSource(model, file, HubFile(repo, file), HUB_SHA, **kwargs)
 
 
-def _drive(model: str, file_id: str, file: str) -> WeightsSource:
+def _drive(model: str, file_id: str, file: str, part: str | None = None) -> WeightsSource:
     """SSL4EO-S12's 13-band ViT-S/16 files: the Drive links of the authors' README, as
     PANGAEA's ``ssl4eo_*.yaml`` download them."""
     url = f"https://drive.google.com/uc?id={file_id}&export=download&confirm=yes"
     page = f"https://drive.google.com/file/d/{file_id}/view"
-    return WeightsSource(model, file, WebFile(url, page), DRIVE_SHA)
+    return WeightsSource(model, file, WebFile(url, page), DRIVE_SHA, part=part)
 
 
 SOURCES: tuple[WeightsSource, ...] = (
@@ -149,8 +152,10 @@ SOURCES: tuple[WeightsSource, ...] = (
     ),
     _drive("ssl4eo_moco", "1LREGuI6w7Gq6Xm0jFQdxxtp8QkmLvJWk", "B13_vits16_moco_0099.pth"),
     _drive("ssl4eo_dino", "1CseO5vvMReGlAulm5o4ZgbjUgj8VlAH7", "B13_vits16_dino_0099_ckpt.pth"),
-    _drive("ssl4eo_mae", "1QTBKl1asxgQCNd6bO2azXZNPfoQ3Sazv", "B13_vits16_mae_0099_ckpt.pth"),
-    _hub("ssl4eo_mae", "wangyi111/SSL4EO-S12", "B2_vits16_mae_ep99.pth", variant="sar"),
+    _drive(
+        "ssl4eo_mae", "1QTBKl1asxgQCNd6bO2azXZNPfoQ3Sazv", "B13_vits16_mae_0099_ckpt.pth", "optical"
+    ),
+    _hub("ssl4eo_mae", "wangyi111/SSL4EO-S12", "B2_vits16_mae_ep99.pth", variant="sar", part="sar"),
     _drive(
         "ssl4eo_data2vec", "1VbIGBwzZYndv4v1vx9FiD6IP-YwsHEns", "B13_vits16_data2vec_0099_ckpt.pth"
     ),
@@ -169,29 +174,39 @@ SOURCES: tuple[WeightsSource, ...] = (
 
 
 def source_for(model: str, variant: str | None = None) -> WeightsSource:
-    """The source of ``model``'s checkpoint (of its ``variant``'s, for SSL4EO-MAE's SAR one)."""
+    """The source of the file ``model`` loads for ``variant`` (SSL4EO-MAE's ``"sar"``)."""
     for source in SOURCES:
         if source.model == model and source.variant == variant:
             return source
-    labels = [s.label for s in SOURCES if s.model == model]
-    if labels:
-        raise UsageError(
-            f"model '{model}' has no checkpoint '{variant}'; valid: {', '.join(labels)}"
-        )
     raise UnknownNameError("model with a checkpoint", model, {s.model for s in SOURCES})
 
 
-def sources_of(models: list[str]) -> list[WeightsSource]:
-    """Every file of each named model, in the registry's order; ``ssl4eo_mae:sar`` names one
-    variant's file alone."""
+def sources_of(names: list[str]) -> list[WeightsSource]:
+    """The files named: ``model`` names all of its files, ``model:part`` one of them."""
     from cryotune.models.encoders import ENCODERS
 
     chosen: list[WeightsSource] = []
-    for name in models:
-        model, _, variant = name.partition(":")
+    for name in names:
+        model, _, part = name.partition(":")
         spec = ENCODERS.get(model)
         if spec is not None and not spec.pretrained:
             raise UsageError(f"model '{model}' is trained from scratch: it has no checkpoint")
         files = [s for s in SOURCES if s.model == model]
-        chosen.extend([source_for(model, variant)] if variant or not files else files)
+        if not files:
+            raise UnknownNameError("model with a checkpoint", model, {s.model for s in SOURCES})
+        if part:
+            files = [s for s in files if s.part == part]
+            if not files:
+                valid = ", ".join(s.label for s in SOURCES if s.model == model and s.part)
+                raise UsageError(f"model '{model}' has no checkpoint '{part}'; valid: {valid}")
+        chosen.extend(files)
     return list(dict.fromkeys(chosen))
+
+
+def shortest_names(sources: list[WeightsSource]) -> list[str]:
+    """Names that select exactly ``sources``: a model alone where all its files are wanted."""
+    names = []
+    for source in sources:
+        whole = all(s in sources for s in SOURCES if s.model == source.model)
+        names.append(source.model if whole else source.label)
+    return list(dict.fromkeys(names))

@@ -110,7 +110,7 @@ def test_invalid_depth_is_a_usage_error_naming_the_flag_and_range(depth):
 @pytest.mark.parametrize(
     ("dataset", "file", "fetch", "source"),
     [
-        ("glid", "B13_vits16_mae_0099_ckpt.pth", "ssl4eo_mae", "drive.google.com"),
+        ("glid", "B13_vits16_mae_0099_ckpt.pth", "ssl4eo_mae:optical", "drive.google.com"),
         ("caffe", "B2_vits16_mae_ep99.pth", "ssl4eo_mae:sar", "HF wangyi111/SSL4EO-S12"),
     ],
 )

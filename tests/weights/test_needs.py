@@ -27,7 +27,7 @@ def test_a_sweeps_files_are_those_of_every_model_that_fits():
     pairs, _ = select_models(["glid", "caffe"], None)
     models = {m for _, m in pairs} - {"unet", "vit"}
     assert {label.split(":")[0] for label in labels} == models
-    assert "ssl4eo_mae" in labels and "ssl4eo_mae:sar" in labels
+    assert "ssl4eo_mae:optical" in labels and "ssl4eo_mae:sar" in labels
     assert len(labels) == len(set(labels))
 
 

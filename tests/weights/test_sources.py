@@ -10,7 +10,7 @@ from cryotune.errors import UnknownNameError, UsageError
 from cryotune.models.encoders import ENCODERS
 from cryotune.models.weights import weights_file
 from cryotune.weights.convert import CONVERSIONS
-from cryotune.weights.sources import SOURCES, HubFile, source_for, sources_of
+from cryotune.weights.sources import SOURCES, HubFile, shortest_names, source_for, sources_of
 
 
 def _files_cryotune_loads() -> set[tuple[str, str | None, str]]:
@@ -56,6 +56,8 @@ def test_models_name_their_files():
         "ssl4eo_mae:sar",
         "dofa",
     ]
+    assert shortest_names(sources_of(["ssl4eo_mae", "croma"])) == ["ssl4eo_mae", "croma"]
+    assert shortest_names(sources_of(["ssl4eo_mae:optical"])) == ["ssl4eo_mae:optical"]
 
 
 def test_bad_names_list_what_is_valid():
@@ -68,6 +70,9 @@ def test_bad_names_list_what_is_valid():
     ):
         sources_of(["unet"])
     with pytest.raises(
-        UsageError, match=r"'ssl4eo_mae' has no checkpoint 'rgb'; valid: ssl4eo_mae, ssl4eo_mae:sar"
+        UsageError,
+        match=r"'ssl4eo_mae' has no checkpoint 'rgb'; valid: ssl4eo_mae:optical, ssl4eo_mae:sar",
     ):
+        sources_of(["ssl4eo_mae:rgb"])
+    with pytest.raises(UnknownNameError):
         source_for("ssl4eo_mae", "rgb")
