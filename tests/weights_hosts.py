@@ -156,12 +156,18 @@ def _handler(state: Loopback):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Clients that time out or hang up mid-answer are part of the tests: no traceback."""
+
+
 def start_loopback() -> tuple[Loopback, list[ThreadingHTTPServer]]:
     """The hub (which also serves the mirrored HTTPS sources) and its CDN, on 127.0.0.1."""
     state = Loopback()
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _handler(state)) for _ in range(2)]
+    servers = [_Server(("127.0.0.1", 0), _handler(state)) for _ in range(2)]
     for server in servers:
-        server.daemon_threads = True
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     state.hub, state.cdn = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
     return state, servers
@@ -201,9 +207,14 @@ def _mae_decoder() -> dict[str, torch.Tensor]:
     }
 
 
+def mae_checkpoint(in_chans: int = 13) -> dict:
+    """SSL4EO-S12's MAE files (``B13_vits16_mae_0099_ckpt.pth``, 2 bands for the SAR
+    ``B2_vits16_mae_ep99.pth``): MAE's ``{"model": ..., "args": ...}``."""
+    return {"model": _timm_vit(in_chans) | _mae_decoder(), "args": argparse.Namespace(model="mae")}
+
+
 def sar_mae_checkpoint() -> dict:
-    """SSL4EO-S12's ``B2_vits16_mae_ep99.pth``: MAE's ``{"model": ..., "args": ...}``."""
-    return {"model": _timm_vit(2) | _mae_decoder(), "args": argparse.Namespace(model="mae")}
+    return mae_checkpoint(in_chans=2)
 
 
 def scalemae_checkpoint() -> dict:

@@ -110,9 +110,11 @@ def plan_lines(steps: list[Step], folder: Path) -> list[str]:
     total = human_size(known) + (" and files of unknown size" if None in sizes else "")
     lines = [f"weights folder: {folder}"]
     lines.append(f"to fetch: {len(fetch)} file(s), {total}" if fetch else "to fetch: nothing")
+    label_width = max((len(s.source.label) for s in steps), default=0)
+    file_width = max((len(s.source.file) for s in steps), default=0)
     for step in steps:
         source = step.source
-        head = f"  {source.label:<16} {source.file:<34}"
+        head = f"  {source.label:<{label_width}}  {source.file:<{file_width}}"
         if step.action == "fetch":
             size = human_size(step.remote.size if step.remote else None)
             again = (
@@ -246,7 +248,7 @@ def fetch_step(
         if expected
         else f"sha256 {digest[:12]}... recorded (the source publishes none)"
     )
-    done = f"fetched {dest} ({human_size(dest.stat().st_size)}); {check}"
+    done = f"{dest} ({human_size(dest.stat().st_size)}); {check}"
     if source.convert:
         done += f"; stored {source.convert} (sha256 {stored[:12]}...), loads strictly"
     return Outcome(source, "fetched", "; ".join([done, *notes]))
