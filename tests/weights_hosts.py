@@ -121,11 +121,12 @@ def _handler(state: Loopback):
             self.end_headers()
 
         def _file(self, served: Served, body: bool) -> None:
-            data, start = served.body, 0
+            data, start, end = served.body, 0, len(served.body) - 1
             wanted = self.headers.get("Range")
             if_range = self.headers.get("If-Range")
             if wanted and (if_range is None or if_range == served.validator):
-                start = int(wanted.removeprefix("bytes=").split("-")[0])
+                first, _, last = wanted.removeprefix("bytes=").partition("-")
+                start, end = int(first), min(int(last or end), end)
                 if start >= len(data):
                     self.send_response(416)
                     self.send_header("Content-Range", f"bytes */{len(data)}")
@@ -133,18 +134,18 @@ def _handler(state: Loopback):
                     self.end_headers()
                     return
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
             else:
                 self.send_response(200)
             self.send_header("Content-Type", served.content_type)
-            self.send_header("Content-Length", str(len(data) - start))
+            self.send_header("Content-Length", str(end + 1 - start))
             self.send_header("ETag", served.validator)
             self.send_header("Accept-Ranges", "bytes")
             self.end_headers()
             if not body:
                 return
-            chunk = data[start:]
-            if served.drops > 0:
+            chunk = data[start : end + 1]
+            if served.drops > 0 and len(chunk) > served.drop_after:
                 served.drops -= 1
                 chunk = chunk[: served.drop_after]
                 self.wfile.write(chunk)

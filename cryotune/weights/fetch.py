@@ -63,14 +63,6 @@ class Outcome:
     status: str
     message: str
 
-    def to_dict(self) -> dict:
-        return {
-            "model": self.source.label,
-            "file": self.source.file,
-            "status": self.status,
-            "message": self.message,
-        }
-
 
 def _probe(source: WeightsSource, folder: Path, remotes: Remotes) -> Remote:
     origin = source.origin
@@ -170,16 +162,20 @@ def _expected(step: Step, ledger: Ledger) -> tuple[str | None, str]:
     return None, "recorded"
 
 
-def _download(step: Step, folder: Path, remotes: Remotes, expected: str | None) -> Path:
+def _download(step: Step, folder: Path, remotes: Remotes, expected: str | None) -> tuple[Path, str]:
+    """The downloaded release beside its final name, and its sha256."""
     source, origin = step.source, step.source.origin
     if isinstance(origin, HubFile):
         staged = _stage_hub(source, origin, folder, remotes, force=False)
-        if expected and file_sha256(staged) != expected:  # a damaged copy in the Hub's cache
+        digest = file_sha256(staged)
+        if expected and digest != expected:  # a damaged copy in the Hub's cache: once more
             staged = _stage_hub(source, origin, folder, remotes, force=True)
-        return staged
+            digest = file_sha256(staged)
+        return staged, digest
     url = web.mirrored(origin.url, remotes.mirror)
     dest = folder / source.file
-    return web.download(url, dest, page=origin.page, timeout=remotes.timeout, label=source.file)
+    part = web.download(url, dest, page=origin.page, timeout=remotes.timeout, label=source.file)
+    return part, file_sha256(part)
 
 
 def _convert(
@@ -215,8 +211,7 @@ def fetch_step(
     if step.state.status == "wrong-hash" and step.state.path is not None:
         notes.append(f"the file with the wrong hash was kept as {_aside(step.state.path, source)}")
     expected, expected_from = _expected(step, ledger)
-    staged = _download(step, folder, remotes, expected)
-    digest = file_sha256(staged)
+    staged, digest = _download(step, folder, remotes, expected)
     if expected and digest != expected:
         kept = _aside(staged, source)
         advice = (

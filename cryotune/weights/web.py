@@ -87,21 +87,25 @@ def _transport(exc: httpx.HTTPError, url: str, timeout: float) -> FetchError:
 
 
 def probe(url: str, page: str, dest: Path, timeout: float) -> Remote:
-    """The file's size from a HEAD request (None where the server does not say)."""
+    """The file's size, from a GET of its first byte (signed download URLs often refuse HEAD);
+    None where the server does not say."""
     try:
-        with _client(timeout) as client:
-            response = client.head(url)
+        with (
+            _client(timeout) as client,
+            client.stream("GET", url, headers={"Range": "bytes=0-0"}) as response,
+        ):
+            if response.status_code >= 400:
+                raise _refusal(response, page)
+            page_error = _web_page(response, page, dest)
+            if page_error is not None:
+                raise page_error
+            headers = response.headers
     except httpx.HTTPError as exc:
         raise _transport(exc, url, timeout) from None
-    if response.status_code == 405:  # HEAD not allowed: the size stays unknown until the GET
-        return Remote(url, None)
-    if response.status_code >= 400:
-        raise _refusal(response, page)
-    page_error = _web_page(response, page, dest)
-    if page_error is not None:
-        raise page_error
-    length = response.headers.get("content-length")
-    return Remote(url, int(length) if length and length.isdigit() else None)
+    total = headers.get("content-range", "").rpartition("/")[2]
+    if response.status_code != 206:
+        total = headers.get("content-length", "")
+    return Remote(url, int(total) if total.isdigit() else None)
 
 
 def _validator(response: httpx.Response) -> str | None:
