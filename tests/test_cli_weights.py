@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,13 @@ from pathlib import Path
 import pytest
 from weights_hosts import TINY, mae_checkpoint, saved, scalemae_checkpoint
 
+from cryotune.cli import build_parser
 from cryotune.data.bands import map_bands
 from cryotune.data.datasets import get_dataset
 from cryotune.data.synth import write_synthetic
 from cryotune.models.encoders import get_encoder_spec
 from cryotune.models.weights import find_weights, load_encoder_weights
 from cryotune.weights.sources import source_for
-
-pytestmark = pytest.mark.integration  # runs the real `cryotune` command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,3 +153,20 @@ def test_fetch_needs_something_to_fetch(weights_cli):
     assert "name what to fetch: MODEL ..., --all or --for-datasets DATASET,..." in proc.stderr
     proc = weights_cli("weights", "fetch", "unet")
     assert proc.returncode == 2 and "'unet' is trained from scratch" in proc.stderr
+
+
+def test_the_documented_weights_commands_parse():
+    """The code blocks of the README's first-real-sweep section and docs/weights.md."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Your first real sweep") :]
+    texts = [section[: section.index("\n## ")], (REPO / "docs" / "weights.md").read_text()]
+    lines = [
+        shlex.split(line, comments=True)
+        for text in texts
+        for block in re.findall(r"^```\n(.*?)^```", text, re.S | re.M)
+        for line in block.splitlines()
+    ]
+    commands = [line[1:] for line in lines if line and line[0] == "cryotune"]
+    assert sum(c[0] == "weights" for c in commands) >= 7
+    for args in commands:
+        assert build_parser().parse_args(args).func, args
