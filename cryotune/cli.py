@@ -157,22 +157,11 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_fetch(args: argparse.Namespace) -> int:
-    from cryotune.weights.fetch import Remotes, plan, plan_lines, run
-    from cryotune.weights.needs import datasets_sources
-    from cryotune.weights.sources import SOURCES, sources_of
+    from cryotune.weights.fetch import Remotes, plan, plan_lines, run, summary
+    from cryotune.weights.needs import chosen_sources
     from cryotune.weights.status import resolve_folder
 
-    if sum(map(bool, (args.models, args.all, args.for_datasets))) != 1:
-        raise UsageError(
-            "name what to fetch: MODEL ..., --all or --for-datasets DATASET,... (one of them); "
-            "`cryotune weights list` shows every model's file"
-        )
-    if args.all:
-        sources = list(SOURCES)
-    elif args.for_datasets:
-        sources = datasets_sources(args.for_datasets)
-    else:
-        sources = sources_of(args.models)
+    sources = chosen_sources(args.models, args.all, args.for_datasets)
     folder = resolve_folder(args.weights)
     remotes = Remotes(timeout=args.timeout)
     steps = plan(sources, folder, remotes)
@@ -184,10 +173,7 @@ def cmd_weights_fetch(args: argparse.Namespace) -> int:
         print(f"{outcome.source.label}: {outcome.status}: {outcome.message}", flush=True)
 
     outcomes = run(steps, folder, remotes, report)
-    counts = {}
-    for outcome in outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    print(summary(outcomes))
     return 0 if all(o.status in ("present", "fetched") for o in outcomes) else 1
 
 
@@ -405,7 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch", help="download the missing checkpoints from their official sources, verified"
     )
     p.add_argument(
-        "models", nargs="*", metavar="MODEL", help="model keys (ssl4eo_mae:sar: one variant)"
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="model keys; MODEL:PART one file (ssl4eo_mae:sar)",
     )
     p.add_argument("--all", action="store_true", help="every model's checkpoints")
     p.add_argument(

@@ -271,3 +271,11 @@ def run(
         report(outcome)
         outcomes.append(outcome)
     return outcomes
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """``2 fetched, 1 failed, 1 manual``, in the order the statuses first came."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())

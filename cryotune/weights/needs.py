@@ -11,9 +11,15 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
-from cryotune.errors import WeightsError
+from cryotune.errors import UsageError, WeightsError
 from cryotune.models.weights import RANDOM_WEIGHTS, WEIGHTS_ENV, find_weights, weights_dir
-from cryotune.weights.sources import SOURCES, WeightsSource, shortest_names, source_for
+from cryotune.weights.sources import (
+    SOURCES,
+    WeightsSource,
+    shortest_names,
+    source_for,
+    sources_of,
+)
 
 
 def pair_source(dataset: str, model: str, view: str | None = None) -> WeightsSource | None:
@@ -51,6 +57,20 @@ def datasets_sources(datasets: list[str]) -> list[WeightsSource]:
     pairs, _ = select_models(datasets, None)
     needed = set(pairs_sources(pairs))
     return [s for s in SOURCES if s in needed]
+
+
+def chosen_sources(
+    models: list[str], everything: bool, datasets: list[str] | None
+) -> list[WeightsSource]:
+    """The files ``fetch`` was asked for: named models, ``--all`` or ``--for-datasets``."""
+    if sum(map(bool, (models, everything, datasets))) != 1:
+        raise UsageError(
+            "name what to fetch: MODEL ..., --all or --for-datasets DATASET,... (one of them); "
+            "`cryotune weights list` shows every model's file"
+        )
+    if everything:
+        return list(SOURCES)
+    return datasets_sources(datasets) if datasets else sources_of(models)
 
 
 def fetch_command(sources: Iterable[WeightsSource], weights_flag: str | None) -> str:
