@@ -112,7 +112,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                     r["blocks"],
                     ",".join(map(str, r["tapped_layers"])),
                     "; ".join(f"{m}: {','.join(b)}" for m, b in r["bands"].items()),
-                    ("found" if r["weights_found"] else f"missing ({r['weights_source']})")
+                    (
+                        "found"
+                        if r["weights_found"]
+                        else f"missing: cryotune weights fetch {r['key']}"
+                    )
                     if r["weights_file"]
                     else "none (trained from scratch)",
                 )
@@ -121,6 +125,56 @@ def cmd_models(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from cryotune.weights.status import STATUS_TEXT, folder_states, human_size, resolve_folder
+
+    folder = resolve_folder(args.weights)
+    states = folder_states(folder)
+    if args.json:
+        print(json.dumps({"folder": str(folder), "files": [s.to_dict() for s in states]}, indent=2))
+        return 0
+    print(f"weights folder: {folder}")
+    print(
+        format_table(
+            ["model", "file", "status", "size", "sha256", "checked against", "source"],
+            [
+                (
+                    s.source.label,
+                    s.name,
+                    STATUS_TEXT[s.status],
+                    human_size(s.size) if s.size is not None else "",
+                    s.sha256[:12] if s.sha256 else "",
+                    s.expected_from or "",
+                    s.source.origin.describe(),
+                )
+                for s in states
+            ],
+        )
+    )
+    return 0
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from cryotune.weights.fetch import Remotes, plan, plan_lines, run, summary
+    from cryotune.weights.needs import chosen_sources
+    from cryotune.weights.status import resolve_folder
+
+    sources = chosen_sources(args.models, args.all, args.for_datasets)
+    folder = resolve_folder(args.weights)
+    remotes = Remotes(timeout=args.timeout)
+    steps = plan(sources, folder, remotes)
+    print("\n".join(plan_lines(steps, folder)), flush=True)
+    if args.dry_run:
+        return 1 if any(s.action == "failed" for s in steps) else 0
+
+    def report(outcome) -> None:
+        print(f"{outcome.source.label}: {outcome.status}: {outcome.message}", flush=True)
+
+    outcomes = run(steps, folder, remotes, report)
+    print(summary(outcomes))
+    return 0 if all(o.status in ("present", "fetched") for o in outcomes) else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -151,6 +205,13 @@ def _non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return number
 
 
@@ -315,6 +376,43 @@ def build_parser() -> argparse.ArgumentParser:
     add_deprecated(p, "--weights-dir", "--weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    weights = sub.add_parser("weights", help="list, fetch and verify the encoder checkpoints")
+    weights_sub = weights.add_subparsers(
+        dest="weights_command", required=True, parser_class=_Parser
+    )
+    p = weights_sub.add_parser(
+        "list", help="every checkpoint: official source, file, size, sha256 and status"
+    )
+    add_weights(p, "the checkpoint folder (else $CRYOTUNE_WEIGHTS, else ~/.cache/cryotune/weights)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_weights_list)
+    p = weights_sub.add_parser(
+        "fetch", help="download the missing checkpoints from their official sources, verified"
+    )
+    p.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="model keys; MODEL:PART one file (ssl4eo_mae:sar)",
+    )
+    p.add_argument("--all", action="store_true", help="every model's checkpoints")
+    p.add_argument(
+        "--for-datasets",
+        type=_csv,
+        metavar="DATASET,...",
+        help="the checkpoints a sweep of these datasets needs",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan (with sizes) and stop")
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a source may stay silent (default 60)",
+    )
+    add_weights(p, "the folder to fill (else $CRYOTUNE_WEIGHTS, else ~/.cache/cryotune/weights)")
+    p.set_defaults(func=cmd_weights_fetch)
 
     p = sub.add_parser("train", help="train one config, optionally over several seeds")
     add_train_flags(p)  # one flag per TrialConfig field

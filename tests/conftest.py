@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 CRYOTUNE = (sys.executable, "-m", "cryotune.cli")
 
 # Fixtures that start real processes (the `cryotune` command, a Ray runtime, an MLflow or API
-# server, PostgreSQL): a test using one (or marked so) is an integration test, left out of
-# `make check` and run by `make test`.
+# server, PostgreSQL) or servers (the loopback checkpoint hosts): a test using one (or marked so)
+# is an integration test, left out of `make check` and run by `make test`.
 INTEGRATION_FIXTURES = frozenset(
     {
         "cryotune",
@@ -36,6 +36,7 @@ INTEGRATION_FIXTURES = frozenset(
         "tracking_server",
         "postgres",
         "cluster",
+        "loopback",
     }
 )
 
@@ -160,3 +161,16 @@ def smoke_sweep(cryotune, tmp_path_factory) -> SmokeSweep:
     done = cryotune(*args, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return SmokeSweep(done, base / "runs" / SMOKE_NAME, args)
+
+
+@pytest.fixture
+def loopback():
+    """Loopback stand-ins for the checkpoint hosts (``weights_hosts``): the Hugging Face hub,
+    which also serves the HTTPS sources as a ``$CRYOTUNE_WEIGHTS_MIRROR``, and its CDN."""
+    from weights_hosts import start_loopback
+
+    state, servers = start_loopback()
+    yield state
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -103,11 +103,12 @@ def test_missing_data_root_names_the_paths_tried(tmp_path):
     assert str(tmp_path / "xdg" / "cryotune" / "data" / "glid") in proc.stderr
 
 
-def test_missing_weights_name_the_file_and_where_to_get_it(glid, tmp_path):
+def test_missing_weights_name_the_file_source_and_fetch_command(glid, tmp_path):
     proc = _cryotune(
         "train", "glid", "ssl4eo_mae", "--data-root", str(glid), "--device", "cpu",
         tmp_path=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "B13_vits16_mae_0099_ckpt.pth" in proc.stderr
-    assert "wangyi111/SSL4EO-S12" in proc.stderr and "--weights random" in proc.stderr
+    assert "fetch it with `cryotune weights fetch ssl4eo_mae:optical`" in proc.stderr
+    assert "drive.google.com" in proc.stderr and "--weights random" in proc.stderr

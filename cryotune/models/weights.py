@@ -88,11 +88,16 @@ def require_weights(
     found = find_weights(spec, folder, variant)
     if found is not None:
         return found
+    from cryotune.weights.needs import fetch_command
+    from cryotune.weights.sources import source_for
+
+    source = source_for(spec.key, variant)
     searched = ", ".join(str(p.parent) for p in candidate_paths(spec, folder, variant))
     raise WeightsError(
         f"no weights file '{weights_file(spec, variant)}' for model '{spec.key}': searched "
-        f"{searched}; download it from {spec.weights_source} into {folder} (or pass --weights "
-        f"DIR / set ${WEIGHTS_ENV}), or pass --weights {RANDOM_WEIGHTS} for random initialisation"
+        f"{searched}; fetch it with `{fetch_command([source], config_weights)}` (from "
+        f"{source.origin.describe()}), or pass --weights DIR / set ${WEIGHTS_ENV} to a folder "
+        f"holding it, or --weights {RANDOM_WEIGHTS} for random initialisation"
     )
 
 
@@ -400,6 +405,30 @@ def encoder_state(
         for k, v in renamed.items()
         if all((m := re.match(o, k)) is None or m.group(1) in modules for o in layout.optional)
     }
+
+
+def release_encoder_part(checkpoint: object, spec: EncoderSpec, path: Path) -> object:
+    """The release with only what the family's layout keeps for an encoder (any modality), under
+    the release's own names and container: a smaller checkpoint the same layout reads to the
+    same encoder state. Layouts that merge or convert keys are kept whole (WeightsError)."""
+    layout = LAYOUTS.get(spec.family)
+    if layout is None or layout.nested or layout.convert is not None:
+        raise WeightsError(
+            f"model '{spec.key}' (family '{spec.family}'): its checkpoint layout is not a plain "
+            "key filter, so cryotune keeps the release whole"
+        )
+    container = None
+    if isinstance(checkpoint, Mapping):
+        container = next(
+            (c for c in layout.containers if isinstance(checkpoint.get(c), Mapping)), None
+        )
+    state = _unwrap(checkpoint, layout, path)
+    kept = {
+        k: v
+        for k, v in state.items()
+        if not any(re.search(d, _strip(k, layout.strip)) for d in layout.drop)
+    }
+    return {container: kept} if container else kept
 
 
 def _listed(keys: list[str]) -> str:

@@ -14,11 +14,9 @@ from pathlib import Path
 import cryotune
 from cryotune.config import TrialConfig
 from cryotune.documents.plan import SweepPlanDocument
-from cryotune.errors import UnknownNameError, UsageError, WeightsError
+from cryotune.errors import UnknownNameError, UsageError
 from cryotune.sweep.space import PairSpace
 from cryotune.sweep.spec import SweepSpec
-
-RANDOM_WEIGHTS = "random"
 
 
 @dataclass(frozen=True)
@@ -195,30 +193,6 @@ def select_models(
     return pairs, skipped
 
 
-def _check_weights(pairs: list[tuple[str, str]], weights: str | None) -> None:
-    if weights == RANDOM_WEIGHTS:
-        return
-    from cryotune.models.encoders import ENCODERS
-    from cryotune.models.weights import find_weights, weights_dir
-
-    folder = weights_dir(weights)
-    missing = sorted(
-        {
-            f"{m} ({ENCODERS[m].weights_file})"
-            for _, m in pairs
-            if ENCODERS[m].pretrained and find_weights(ENCODERS[m], folder) is None
-        }
-    )
-    if missing:
-        where = (
-            str(folder) if folder is not None else "no --weights folder and no $CRYOTUNE_WEIGHTS"
-        )
-        raise WeightsError(
-            f"missing weights in {where}: {', '.join(missing)}; download them (see `cryotune "
-            "models`), pass --weights DIR, choose --models, or pass --weights random"
-        )
-
-
 def resolve_data_roots(datasets: list[str], data_root: list[str] | None) -> dict[str, str]:
     """Each dataset's folder from ``--data-root KEY=DIR`` or ``--data-root DIR`` (holding KEY/)."""
     from cryotune.data.roots import DataRoots, resolve_root
@@ -241,6 +215,7 @@ def plan_sweep(
     from cryotune.data.datasets import get_dataset
     from cryotune.models.encoders import ENCODERS
     from cryotune.models.segmenter import check_crop
+    from cryotune.weights.needs import check_pairs_weights
 
     datasets = list(dict.fromkeys(datasets))
     for key in datasets:
@@ -248,7 +223,7 @@ def plan_sweep(
     requested = models if models is not None else (list(spec.models) if spec.models else None)
     pairs, skipped = select_models(datasets, requested, spec.trial.get("view"))
     weights = weights if weights is not None else spec.trial.get("weights")
-    _check_weights(pairs, weights)
+    check_pairs_weights(pairs, weights, spec.trial.get("view"))
     roots = resolve_data_roots(datasets, data_root)
     fixed = {**spec.trial, "epochs": spec.epochs, "weights": weights}
     if cache_dir is not None and "cache_dir" not in spec.trial:

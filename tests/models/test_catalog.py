@@ -66,7 +66,7 @@ def test_cryotune_models_prints_the_catalog(tmp_path, capsys):
     assert rows["scalemae"]["input_size"] == 224 and rows["scalemae"]["blocks"] == 24
     assert main(["models"]) == 0
     table = capsys.readouterr().out
-    assert "ssl4eo_data2vec" in table and "missing (HF wangyi111/SSL4EO-S12)" in table
+    assert "missing: cryotune weights fetch ssl4eo_data2vec" in table
 
 
 def test_a_weights_folder_that_does_not_exist_is_a_usage_error(tmp_path, capsys):

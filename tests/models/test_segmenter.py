@@ -1,5 +1,3 @@
-import re
-
 import pytest
 import torch
 
@@ -112,14 +110,20 @@ def test_invalid_depth_is_a_usage_error_naming_the_flag_and_range(depth):
 
 
 @pytest.mark.parametrize(
-    ("dataset", "file"),
-    [("glid", "B13_vits16_mae_0099_ckpt.pth"), ("caffe", "B2_vits16_mae_ep99.pth")],
+    ("dataset", "file", "fetch", "source"),
+    [
+        ("glid", "B13_vits16_mae_0099_ckpt.pth", "ssl4eo_mae:optical", "drive.google.com"),
+        ("caffe", "B2_vits16_mae_ep99.pth", "ssl4eo_mae:sar", "HF wangyi111/SSL4EO-S12"),
+    ],
 )
-def test_pretrained_model_without_weights_names_file_and_source(tmp_path, dataset, file):
-    with pytest.raises(
-        WeightsError, match=rf"{re.escape(file)}.*{re.escape(str(tmp_path))}.*wangyi111/SSL4EO-S12"
-    ):
+def test_pretrained_model_without_weights_names_file_source_and_fetch_command(
+    tmp_path, dataset, file, fetch, source
+):
+    with pytest.raises(WeightsError) as error:
         _build(dataset, "ssl4eo_mae", 0, weights=str(tmp_path))
+    message = str(error.value)
+    assert f"no weights file '{file}'" in message and source in message
+    assert f"`cryotune weights fetch {fetch} --weights {tmp_path}`" in message
 
 
 def test_ssl4eo_mae_depth_semantics_and_sar_variant(dataset_batch):

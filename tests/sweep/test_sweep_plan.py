@@ -71,7 +71,11 @@ def test_missing_data_and_weights_fail_before_the_sweep(data_root, tmp_path, mon
         plan_sweep(
             SweepSpec(name="p"), "p", ["caffe"], ["unet"], [f"caffe={tmp_path / 'x'}"], "random"
         )
-    with pytest.raises(WeightsError, match=r"ssl4eo_mae \(B13_vits16_mae_0099_ckpt.pth\)"):
+    with pytest.raises(
+        WeightsError,
+        match=r"ssl4eo_mae:optical \(B13_vits16_mae_0099_ckpt.pth\); fetch them with "
+        r"`cryotune weights fetch ssl4eo_mae:optical`",
+    ):
         plan_sweep(SweepSpec(name="p"), "p", ["glid"], ["unet", "ssl4eo_mae"], [str(data_root)])
     with pytest.raises(UsageError, match="--data-root sicd=/x: 'sicd' is not a swept dataset"):
         plan_sweep(SweepSpec(name="p"), "p", ["glid"], ["unet"], ["sicd=/x"], "random")

@@ -31,7 +31,10 @@ _SSL4EO_PARAMS = (
     "ViT-S/16 at 13 bands: torchgeo's SSL4EO-S12 ViT-S/16 weights hold 22.67M float32 values "
     "(90.7 MB, HF torchgeo/vit_small_patch16_224_sentinel2_all_moco)"
 )
-_SSL4EO_SOURCE = "HF wangyi111/SSL4EO-S12"
+_SSL4EO_SOURCE = (
+    "SSL4EO-S12 authors (github.com/zhu-xlab/SSL4EO-S12): Google Drive for the 13-band files, "
+    "HF wangyi111/SSL4EO-S12 for the SAR MAE"
+)
 
 
 def _options(**values: object) -> MappingProxyType:
