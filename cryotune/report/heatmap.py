@@ -45,8 +45,7 @@ def heatmap_png(report: Report, path: Path) -> Path:
     ax = figure.subplots()
     finite = grid[np.isfinite(grid)]
     span = max(MIN_SPAN, float(np.abs(finite).max())) if finite.size else MIN_SPAN
-    palette = colormaps[PALETTE].copy()
-    palette.set_bad("#e6e6e6")
+    palette = colormaps[PALETTE].with_extremes(bad="#e6e6e6")
     image = ax.imshow(
         np.ma.masked_invalid(grid),
         cmap=palette,
