@@ -39,53 +39,63 @@ FIXED = ("preprocessing=seg_default", "criterion=cross_entropy", "task=segmentat
 @dataclass(frozen=True)
 class Counterpart:
     """A cryotune dataset or model key, read through ``view`` (None: any view), is the Hydra
-    config ``config`` of Cryo-Bench's ``tree``."""
+    config ``paper`` of the paper's code and ``later`` of the later code (None: not there).
+
+    A paper config is taken to be in the later code under the same name unless another name or
+    None is given: the later README reports every paper model on GLB and Shelf-Bench, and the
+    later code names only what it changed (SICD's whole-scene configs, TerraMind's split).
+    """
 
     key: str
     view: str | None
-    config: str
-    tree: Tree = "paper"
+    paper: str | None
+    later: str | None
+
+
+def _same(key: str, config: str, view: str | None = None) -> Counterpart:
+    return Counterpart(key, view, config, config)
 
 
 DATASET_CONFIGS = (
-    Counterpart("glid", None, "glid"),
-    Counterpart("gld", None, "glnet_dataset"),
-    Counterpart("gsdd", None, "gssd"),
-    Counterpart("sicd", "optical", "ai4arctic_rgb"),
-    Counterpart("sicd", "sar", "ai4arctic_terramind"),
-    Counterpart("caffe", "optical", "zone_mapping_optical"),
-    Counterpart("caffe", "sar", "zone_mapping_sar"),
-    Counterpart("glb", None, "glb_random", "later"),
-    Counterpart("shelf", None, "shelf_bench", "later"),
+    _same("glid", "glid"),
+    Counterpart("gld", None, "glnet_dataset", None),  # the later code replaced GLD with GLB
+    _same("gsdd", "gssd"),
+    Counterpart("sicd", "optical", "ai4arctic_rgb", "sicd_rgb"),
+    Counterpart("sicd", "sar", "ai4arctic_terramind", "sicd_sar"),
+    _same("caffe", "zone_mapping_optical", "optical"),
+    _same("caffe", "zone_mapping_sar", "sar"),
+    Counterpart("glb", None, None, "glb_random"),
+    Counterpart("shelf", None, None, "shelf_bench"),
 )
 """configs/dataset/<config>.yaml; SICD's and CaFFe's views are separate configs there."""
 
 ENCODER_CONFIGS = (
-    Counterpart("croma", "optical", "croma_optical"),
-    Counterpart("croma", "sar", "croma_sar"),
-    Counterpart("croma", "optical+sar", "croma_joint"),
-    Counterpart("dofa", None, "dofa"),
-    Counterpart("gfm_swin", None, "gfmswin"),
-    Counterpart("prithvi", None, "prithvi"),
-    Counterpart("remoteclip", None, "remoteclip"),
-    Counterpart("satlas", None, "satlasnet_si"),
-    Counterpart("scalemae", None, "scalemae"),
-    Counterpart("spectralgpt", None, "spectralgpt"),
-    Counterpart("ssl4eo_moco", None, "ssl4eo_moco"),
-    Counterpart("ssl4eo_dino", None, "ssl4eo_dino"),
-    Counterpart("ssl4eo_mae", "optical", "ssl4eo_mae_optical"),
-    Counterpart("ssl4eo_mae", "sar", "ssl4eo_mae_sar"),
-    Counterpart("ssl4eo_data2vec", None, "ssl4eo_data2vec"),
-    Counterpart("terramind", "optical", "terramind_large"),
-    Counterpart("terramind", "optical+sar", "terramind_large_mm"),
+    _same("croma", "croma_optical", "optical"),
+    _same("croma", "croma_sar", "sar"),
+    Counterpart("croma", "optical+sar", "croma_joint", None),
+    _same("dofa", "dofa"),
+    _same("gfm_swin", "gfmswin"),
+    _same("prithvi", "prithvi"),
+    _same("remoteclip", "remoteclip"),
+    _same("satlas", "satlasnet_si"),
+    _same("scalemae", "scalemae"),
+    _same("spectralgpt", "spectralgpt"),
+    _same("ssl4eo_moco", "ssl4eo_moco"),
+    _same("ssl4eo_dino", "ssl4eo_dino"),
+    _same("ssl4eo_mae", "ssl4eo_mae_optical", "optical"),
+    _same("ssl4eo_mae", "ssl4eo_mae_sar", "sar"),
+    _same("ssl4eo_data2vec", "ssl4eo_data2vec"),
+    # The later code made terramind_large optical+SAR and split off one config per modality.
+    Counterpart("terramind", "optical", "terramind_large", "terramind_large_optical"),
+    Counterpart("terramind", "optical+sar", "terramind_large_mm", "terramind_large"),
     # The paper-era terramind_large reads S2L2A only; this later config "replicates the encoder
     # config used for the February CaFFe (zone_mapping_sar) runs", as cryotune does.
-    Counterpart("terramind", "sar", "terramind_large_sar", "later"),
-    Counterpart("ramen", None, "ramen_monotemporal"),
-    Counterpart("unet", None, "unet_encoder"),
-    Counterpart("vit", None, "vit_scratch"),
-    Counterpart("thor", None, "thor_large", "later"),
-    Counterpart("prithvi_eo2", None, "prithvi_eo_v2_300", "later"),
+    Counterpart("terramind", "sar", None, "terramind_large_sar"),
+    _same("ramen", "ramen_monotemporal"),
+    _same("unet", "unet_encoder"),
+    _same("vit", "vit_scratch"),
+    Counterpart("thor", None, None, "thor_large"),
+    Counterpart("prithvi_eo2", None, None, "prithvi_eo_v2_300"),
 )
 """configs/encoder/<config>.yaml; the baselines are their from-scratch configs."""
 
@@ -175,7 +185,7 @@ def _find(table: tuple[Counterpart, ...], key: str, view: str) -> Counterpart | 
 
 
 def _choices(table: tuple[Counterpart, ...], key: str) -> str:
-    found = [f"{c.config} ({c.view or 'any'} view)" for c in table if c.key == key]
+    found = [f"{c.paper or c.later} ({c.view or 'any'} view)" for c in table if c.key == key]
     return ", ".join(found) or "none"
 
 
@@ -201,11 +211,12 @@ def cryobench_run(record: PairRecord) -> CryobenchRun:
             f"'{config.model}' on {config.dataset}; its configs: "
             f"{_choices(ENCODER_CONFIGS, config.model)} (retrain with --view to match one)"
         )
-    tree: Tree = "later" if "later" in (dataset.tree, encoder.tree) else "paper"
+    tree = _tree(dataset, encoder, config.dataset, config.model, setup.view)
+    dataset_config, encoder_config = getattr(dataset, tree), getattr(encoder, tree)
     missing: list[str] = []
     overrides = [
-        f"dataset={dataset.config}",
-        f"encoder={encoder.config}",
+        f"dataset={dataset_config}",
+        f"encoder={encoder_config}",
         f"decoder={DECODERS.get(config.model, DEFAULT_DECODER)}",
         *FIXED,
         f"finetune={setup.depth > 0}",
@@ -238,14 +249,32 @@ def cryobench_run(record: PairRecord) -> CryobenchRun:
         tree=tree,
         folder=folder,
         commit=commit,
-        dataset_config=dataset.config,
-        encoder_config=encoder.config,
+        dataset_config=dataset_config,
+        encoder_config=encoder_config,
         decoder_config=DECODERS.get(config.model, DEFAULT_DECODER),
         overrides=overrides,
         argv=argv,
         command=shlex.join(argv),
         no_counterpart=missing,
         notes=_notes(setup, tree),
+    )
+
+
+def _tree(dataset: Counterpart, encoder: Counterpart, key: str, model: str, view: str) -> Tree:
+    """The paper's code where it has both configs, else the later code; CryotuneError naming
+    where each config is when no code has both."""
+    for tree in ("paper", "later"):
+        if getattr(dataset, tree) and getattr(encoder, tree):
+            return tree
+
+    def where(part: Counterpart) -> str:
+        places = {"paper": "pangaea-bench/ (the paper's code)", "later": "the later code"}
+        found = [f"{places[t]} as {getattr(part, t)}" for t in places if getattr(part, t)]
+        return " and ".join(found)
+
+    raise CryotuneError(
+        f"Cryo-Bench has no code with configs for both: {key} is in {where(dataset)}, "
+        f"{model} ({view} view) in {where(encoder)}"
     )
 
 

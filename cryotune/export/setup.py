@@ -47,9 +47,15 @@ class TrainedSetup:
 
     @property
     def read_bands(self) -> list[str]:
-        """The dataset bands the encoder read, in its input order (zero-filled slots left out)."""
+        """The dataset bands the encoder read, in its input order (zero-filled slots, named
+        ``MODALITY:BAND``, left out)."""
         filled = set(self.filled)
-        return [b for bands in (self.bands or {}).values() for b in bands if b not in filled]
+        return [
+            band
+            for modality, bands in (self.bands or {}).items()
+            for band in bands
+            if f"{modality}:{band}" not in filled
+        ]
 
 
 def trained_setup(record: PairRecord) -> TrainedSetup:

@@ -66,6 +66,9 @@ BAND_NAMES = {
 """Sentinel-2 band -> TerraTorch's HLSBands name (terratorch/datasets/utils.py); other names
 (VV, VH) are TerraTorch's too."""
 
+PYRAMID = 4
+"""Feature maps TerraTorch's pyramid neck and UPerNet take from a ViT."""
+
 TERRAMIND_MODALITIES = {"optical": "S2L2A", "sar": "S1GRD"}
 """cryotune's view -> TerraMind's modality, as cryotune's TerraMind embeds it."""
 
@@ -179,7 +182,9 @@ def _model_args(setup: TrainedSetup, backbone: Backbone) -> dict:
     else:
         args[backbone.bands_argument] = [BAND_NAMES.get(b, b) for b in setup.read_bands]
     if backbone.tokens:
-        necks = [{"name": "SelectIndices", "indices": list(setup.encoder.tapped_layers)}]
+        taps = list(setup.encoder.tapped_layers)
+        taps = taps if len(taps) == PYRAMID else taps[-1:] * PYRAMID
+        necks = [{"name": "SelectIndices", "indices": taps}]
         necks.append(
             {
                 "name": "ReshapeTokensToImage",
@@ -253,6 +258,13 @@ def _differences(setup: TrainedSetup) -> tuple[list[str], list[str]]:
     if config.max_steps_per_epoch is not None:
         missing.append(
             f"max_steps_per_epoch={config.max_steps_per_epoch}: set trainer.limit_train_batches"
+        )
+    taps = setup.encoder.tapped_layers
+    if len(taps) != PYRAMID and BACKBONES[config.model].tokens:
+        missing.append(
+            f"the tapped layers {list(taps)}: PANGAEA's neck feeds UPerNet one map per tapped "
+            f"layer; TerraTorch's pyramid neck needs {PYRAMID}, so layer {taps[-1]} is tapped "
+            f"{PYRAMID} times here"
         )
     if config.crop_size is not None and config.crop_size != setup.input_size:
         missing.append(f"crop_size={config.crop_size}: the RandomCrop here is the input size")
