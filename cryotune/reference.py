@@ -26,6 +26,8 @@ LATER_SOURCE = (
 PROTOCOL_NOTES = {
     "sicd": "paper: one centre crop per scene (about 1% of each test scene); cryotune: whole "
     "scenes, like the later README's re-run",
+    "caffe": "paper: edge-aligned test tiles, their overlap at the right and bottom edges "
+    "counted twice; cryotune: every pixel once",
 }
 """Per dataset, how the paper's number was measured where that differs from cryotune's."""
 

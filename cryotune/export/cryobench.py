@@ -313,7 +313,7 @@ def _no_counterpart(setup: TrainedSetup) -> list[str]:
     if setup.encoder.pretrained and config.weights == "random":
         found.append(
             "weights=random: Cryo-Bench loads the pretrained checkpoint "
-            f"({setup.encoder.weights_file}) for this model"
+            f"({setup.weights_file}) for this model"
         )
     return found
 
@@ -331,9 +331,9 @@ def _notes(setup: TrainedSetup, tree: Tree) -> list[str]:
             "CaFFe: Cryo-Bench counts the overlap of edge-aligned test tiles twice; cryotune "
             "scored every pixel once"
         )
-    if setup.encoder.weights_file and setup.config.weights != "random":
+    if setup.weights_file and setup.config.weights != "random":
         notes.append(
-            f"weights: put {setup.encoder.weights_file} in pretrained_models/ of that folder "
+            f"weights: put {setup.weights_file} in pretrained_models/ of that folder "
             "(the encoder config's encoder_weights)"
         )
     notes.append(

@@ -41,6 +41,12 @@ class TrainedSetup:
         return self.encoder.num_blocks
 
     @property
+    def weights_file(self) -> str | None:
+        """The checkpoint this view of the encoder loads (S12-MAE's SAR encoder has its own)."""
+        variants = self.encoder.option("variant_weights") or {}
+        return variants.get(self.view, self.encoder.weights_file)
+
+    @property
     def partial(self) -> bool:
         """Only some trailing blocks trained: neither frozen nor fully finetuned."""
         return 0 < self.depth < self.num_blocks

@@ -7,7 +7,7 @@ or created, and trials get a small JSON context naming them, so each trial logs 
 (``cryotune.tracking.trial``). As trials end, the driver marks them complete, pruned or
 failed through the trial's outbox and updates the pair run's counts; when a pair ends it delivers
 what its trials could not, draws the pair's plots, logs the record and refreshes the sweep's
-leaderboard; at the end it sets the sweep's state and, while the store does not answer, waits a
+leaderboard and results report (``cryotune.report``); at the end it sets the sweep's state and, while the store does not answer, waits a
 bounded time before leaving the rest to ``cryotune sweep ... --resume``.
 
 Outboxes of the sweep and pair runs live in ``NAME/mlflow/``; trials' in their trial folders.

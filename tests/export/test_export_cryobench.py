@@ -254,3 +254,14 @@ def test_what_only_the_later_code_has_runs_at_the_repository_root(best_record):
     assert (run.tree, run.folder, run.dataset_config) == ("later", ".", "glb_random")
     caffe = cryobench_run(best_record("caffe", "terramind"))
     assert (caffe.tree, caffe.encoder_config) == ("later", "terramind_large_sar")
+
+
+def test_the_checkpoint_named_is_the_one_of_the_view_read(best_record):
+    # pangaea-bench/configs/encoder/ssl4eo_mae_sar.yaml:
+    #   encoder_weights: ./pretrained_models/B2_vits16_mae_ep99.pth
+    sar = cryobench_run(best_record("caffe", "ssl4eo_mae", weights="random"))
+    assert sar.encoder_config == "ssl4eo_mae_sar"
+    assert any("B2_vits16_mae_ep99.pth" in item for item in sar.no_counterpart)
+    # pangaea-bench/configs/encoder/dofa.yaml: ./pretrained_models/DOFA_ViT_base_e100.pth
+    dofa = cryobench_run(best_record("glid", "dofa", weights="/weights"))
+    assert any("DOFA_ViT_base_e100.pth" in note for note in dofa.notes)
