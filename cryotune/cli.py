@@ -284,6 +284,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         get_dataset(key)
     for key in args.models or []:
         get_encoder_spec(key)
+    for folder in args.repeats or []:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--repeats {folder}: no such folder")
     query = _query(args)
     report = query.report(
         args.name,

@@ -113,16 +113,7 @@ class Query:
         details = [self.source.sweep(sweep)] if sweep is not None else self.source.sweeps()
         records = self.source.records()
         if sweep is not None:
-            planned = {(p.dataset, p.model) for p in details[0].pairs}
-            records = [
-                r
-                for r in records
-                if (
-                    r.sweep == sweep
-                    if isinstance(r, PairRecord)
-                    else (r.dataset, r.model) in planned
-                )
-            ]
+            records = [r for r in records if _of_sweep(r, details[0])]
         folders = [*repeat_dirs]
         if self.source.repeats_dir is not None:
             folders.append(self.source.repeats_dir)
@@ -140,6 +131,14 @@ class Query:
             reference=reference,
         )
         return report.model_copy(update={"warnings": [*report.warnings, *problems]})
+
+
+def _of_sweep(record: PairRecord | UnreadableRecord, detail: SweepDetail) -> bool:
+    """Whether a record belongs to the sweep; an unreadable one names no sweep, so it counts
+    when the sweep planned its pair."""
+    if isinstance(record, PairRecord):
+        return record.sweep == detail.name
+    return any((p.dataset, p.model) == (record.dataset, record.model) for p in detail.pairs)
 
 
 def _entry(record: BestRecord) -> LeaderboardEntry:

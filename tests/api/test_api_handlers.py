@@ -157,6 +157,9 @@ def test_the_report_is_one_table_from_the_api_and_the_cli(workspace, client, cap
     assert client.get("/report/nope").status_code == 404
     assert main(["report", "--workspace", str(workspace.root), "--models", "nope"]) == 2
     assert "unknown model 'nope'; valid:" in capsys.readouterr().err
+    absent = str(tmp_path / "absent")
+    assert main(["report", "--workspace", str(workspace.root), "--repeats", absent]) == 2
+    assert f"--repeats {absent}: no such folder" in capsys.readouterr().err
 
 
 def test_best_exports_a_config_to_cryobench_and_says_what_terratorch_lacks(workspace, capsys):
