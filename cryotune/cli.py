@@ -17,12 +17,16 @@ from cryotune.cli_flags import (
     add_workspace,
 )
 from cryotune.errors import CryotuneError, UsageError
+from cryotune.report.render import FORMATS
 from cryotune.table import format_table
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+DEFAULT_PLOT = "cryotune-report.png"
 
 
 def _csv(value: str) -> list[str]:
@@ -285,24 +289,88 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _best_model(args: argparse.Namespace) -> str | None:
+    """The model of `best DATASET [MODEL]`, given as a word or as --model (not both ways)."""
+    if args.model and args.model_word and args.model != args.model_word:
+        raise UsageError(f"two models given: {args.model_word} and --model {args.model}")
+    return args.model or args.model_word
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     from cryotune.data.datasets import get_dataset
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
     get_dataset(args.dataset)
+    model = _best_model(args)
     query = _query(args)
-    if args.model is None:
+    if args.export is not None:
+        return _export(query, args, model)
+    if model is None:
         records = query.best_records(args.dataset)
     else:
-        records = [query.best(args.dataset, args.model)]
+        records = [query.best(args.dataset, model)]
     if args.json:
         found = [r.model_dump(mode="json") for r in records]
-        print(json.dumps(found if args.model is None else found[0], indent=2))
+        print(json.dumps(found if model is None else found[0], indent=2))
         return 0
     print(format_table(RECORD_HEADERS, record_rows(records)))
     print(f"best: {records[0].repeat_command}")
-    for problem in query.unreadable(args.dataset) if args.model is None else []:
+    for problem in query.unreadable(args.dataset) if model is None else []:
         print(f"cryotune: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def _export(query, args: argparse.Namespace, model: str | None) -> int:
+    from cryotune.export.cryobench import cryobench_run
+    from cryotune.export.terratorch import terratorch_config
+
+    if model is None:
+        models = [r.model for r in query.best_records(args.dataset)]
+        raise UsageError(
+            f"--as {args.export} exports one best config: cryotune best {args.dataset} MODEL "
+            f"--as {args.export}; models with results on {args.dataset}: {', '.join(models)}"
+        )
+    record = query.best(args.dataset, model)
+    exported = cryobench_run(record) if args.export == "cryobench" else terratorch_config(record)
+    print(exported.model_dump_json(indent=2) if args.json else exported.text().rstrip("\n"))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cryotune.data.datasets import get_dataset
+    from cryotune.models.encoders import get_encoder_spec
+    from cryotune.report.render import render
+
+    for key in args.datasets or []:
+        get_dataset(key)
+    for key in args.models or []:
+        get_encoder_spec(key)
+    for folder in args.repeats or []:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--repeats {folder}: no such folder")
+    query = _query(args)
+    report = query.report(
+        args.name,
+        datasets=args.datasets,
+        models=args.models,
+        repeat_dirs=[Path(d) for d in args.repeats or []],
+        reference=args.reference,
+    )
+    if not report.rows:
+        raise UsageError(f"nothing to report: no sweeps in {query.source.where}")
+    text = render(report, args.format)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    if args.plot:
+        from cryotune.report.heatmap import heatmap_png
+
+        print(f"heatmap: {heatmap_png(report, Path(args.plot))}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"cryotune: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -485,10 +553,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("best", help="best config found for a dataset, per model")
     p.add_argument("dataset")
+    p.add_argument("model_word", nargs="?", metavar="MODEL", help="one model (or --model)")
     p.add_argument("--model")
+    p.add_argument(
+        "--as",
+        dest="export",
+        choices=("cryobench", "terratorch"),
+        help="print the model's best config as a Cryo-Bench (PANGAEA) command or a TerraTorch "
+        "config, with what they cannot reproduce",
+    )
     _add_source_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser(
+        "report", help="the paper's results table from the best configs, beside the paper's"
+    )
+    p.add_argument("name", nargs="?", help="one sweep (default: every sweep)")
+    _add_source_flags(p)
+    p.add_argument("--format", choices=FORMATS, default="md", help="default md")
+    p.add_argument("--out", metavar="FILE", help="write the table here (default: stdout)")
+    p.add_argument(
+        "--plot",
+        nargs="?",
+        const=DEFAULT_PLOT,
+        metavar="PNG",
+        help=f"also draw the difference to the reference as a heatmap (default {DEFAULT_PLOT})",
+    )
+    p.add_argument("--datasets", type=_csv, help="columns KEY,... (default: those with results)")
+    p.add_argument("--models", type=_csv, help="rows KEY,... (default: those with results)")
+    p.add_argument(
+        "--repeats",
+        action="append",
+        metavar="DIR",
+        help="a folder searched for `cryotune train --seeds --out` results (repeatable); "
+        "WORKSPACE/repeats is always searched",
+    )
+    p.add_argument(
+        "--reference",
+        choices=("paper", "later"),
+        default="paper",
+        help="the reference table: the paper's (default) or the later README's whole-scene one",
+    )
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("serve", help="read-only HTTP API over the sweeps and best configs")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -80,12 +80,12 @@ class SweepObserver(Protocol):
     def pair_ending(self, end: PairEnd) -> None:
         """Before the record file is written (a driver killed in between resends it)."""
 
-    def pair_recorded(self, pair: str, dataset_records: list[PairRecord]) -> None:
-        """After the record file is written; ``dataset_records``: the sweep's records of the
-        pair's dataset, for a leaderboard."""
+    def pair_recorded(self, pair: str, sweep_records: list[PairRecord]) -> None:
+        """After the record file is written; ``sweep_records``: the sweep's readable records
+        of every dataset, for leaderboards and the results report."""
 
-    def record_changed(self, record: PairRecord, dataset_records: list[PairRecord]) -> None:
-        """A record the sweep rewrote (ids known only now)."""
+    def record_changed(self, record: PairRecord, sweep_records: list[PairRecord]) -> None:
+        """A record the sweep rewrote (ids known only now); ``sweep_records`` as above."""
 
     def reconcile(self, ended: list[EndedTrial], recorded: list[PairRecord]) -> int:
         """Close what a killed driver left open; how many things were closed."""

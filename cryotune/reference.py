@@ -26,6 +26,8 @@ LATER_SOURCE = (
 PROTOCOL_NOTES = {
     "sicd": "paper: one centre crop per scene (about 1% of each test scene); cryotune: whole "
     "scenes, like the later README's re-run",
+    "caffe": "paper: edge-aligned test tiles, their overlap at the right and bottom edges "
+    "counted twice; cryotune: every pixel once",
 }
 """Per dataset, how the paper's number was measured where that differs from cryotune's."""
 
@@ -88,3 +90,42 @@ LATER_FROZEN_MIOU: dict[str, dict[str, float]] = {
 def later_frozen_miou(dataset: str, model: str) -> float | None:
     """The later README's frozen-encoder mIoU, None where it reports none."""
     return LATER_FROZEN_MIOU.get(model, {}).get(dataset)
+
+
+PAPER_DATASETS = _DATASETS
+"""The paper table's columns, in its order."""
+PAPER_MODELS = tuple(_ROWS)
+"""The paper table's rows, in its order."""
+
+DATASET_LABELS = {
+    "glid": "GLID",
+    "gld": "GLD",
+    "sicd": "SICD",
+    "caffe": "CaFFe",
+    "gsdd": "GSDD",
+    "glb": "GLB",
+    "shelf": "Shelf-Bench",
+}
+"""Column names as the Cryo-Bench tables print them."""
+
+MODEL_LABELS = {
+    "croma": "CROMA",
+    "dofa": "DOFA",
+    "gfm_swin": "GFM-Swin",
+    "prithvi": "Prithvi",
+    "remoteclip": "RemoteCLIP",
+    "satlas": "SatlasNet",
+    "scalemae": "Scale-MAE",
+    "spectralgpt": "SpectralGPT",
+    "ssl4eo_moco": "S12-MoCo",
+    "ssl4eo_dino": "S12-DINO",
+    "ssl4eo_mae": "S12-MAE",
+    "ssl4eo_data2vec": "S12-Data2Vec",
+    "terramind": "TerraMind",
+    "ramen": "RAMEN",
+    "unet": "U-Net",
+    "vit": "ViT",
+    "prithvi_eo2": "Prithvi-EO-2.0",
+    "thor": "THOR",
+}
+"""Row names as the Cryo-Bench tables print them (the later models as the later README would)."""

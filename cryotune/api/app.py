@@ -10,11 +10,12 @@ needs the schema to offer its "Authorize" button).
 # No ``from __future__ import annotations``: FastAPI reads route signatures at runtime, and the
 # token guard's signature names a closure variable.
 import hmac
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request
+from fastapi import Query as QueryParameter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 import cryotune
@@ -28,6 +29,8 @@ from cryotune.query.models import (
     SweepSummary,
 )
 from cryotune.query.service import Query
+from cryotune.report.models import Report
+from cryotune.report.render import MEDIA_TYPES, render
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 SweepName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128, description="sweep name")]
@@ -38,6 +41,16 @@ ModelKey = Annotated[
     str, Path(pattern=NAME_PATTERN, max_length=64, description="model key, e.g. unet")
 ]
 
+ReportFormat = Annotated[
+    Literal["json", "md", "csv", "latex"],
+    QueryParameter(alias="format", description="json (default), or md, csv, latex as text"),
+]
+_REPORT_TEXT = {
+    200: {
+        "description": "the report: JSON, or with ?format= markdown, CSV or LaTeX",
+        "content": {MEDIA_TYPES[f]: {"schema": {"type": "string"}} for f in ("md", "csv", "latex")},
+    }
+}
 _NOT_FOUND = {404: {"model": Problem, "description": "unknown name; lists what exists"}}
 _UNAVAILABLE = {503: {"model": Problem, "description": "the source could not be read"}}
 _UNAUTHORIZED = {401: {"model": Problem, "description": "missing or wrong bearer token"}}
@@ -108,6 +121,22 @@ def create_app(query: Query, token: str | None = None) -> FastAPI:
     def best(dataset: DatasetKey, model: ModelKey) -> BestRecord:
         """The full best-config record, with the `cryotune train` command that repeats it."""
         return query.best(dataset, model)
+
+    @data.get(
+        "/report/{sweep}",
+        response_model=Report,
+        responses={**_NOT_FOUND, **_REPORT_TEXT},
+        dependencies=[_known_query("format")],
+        tags=["report"],
+    )
+    def report(sweep: SweepName, fmt: ReportFormat = "json"):
+        """The sweep's results table as the paper prints it: tuned test mIoU per dataset and
+        model beside the paper's, the difference, averages, and cells missing, running or
+        failed."""
+        found = query.report(sweep)
+        if fmt == "json":
+            return found
+        return Response(render(found, fmt), media_type=MEDIA_TYPES[fmt])
 
     app.include_router(data)
     app.add_exception_handler(NotFoundError, _not_found)

@@ -86,6 +86,11 @@ class MlflowSource:
     def where(self) -> str:
         return "the MLflow store"
 
+    @property
+    def repeats_dir(self) -> None:
+        """A store holds no `cryotune train --seeds` folders; give them with --repeats."""
+        return None
+
     def sweep_names(self) -> list[str]:
         return list(self._experiments())
 

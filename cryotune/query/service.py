@@ -6,6 +6,7 @@ best-config records and shapes them into the typed answers of ``cryotune.query.m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -20,6 +21,9 @@ from cryotune.query.models import (
     SweepSummary,
 )
 from cryotune.reference import LATER_SOURCE, PAPER_SOURCE
+from cryotune.report.models import REPORT_TITLE, ReferenceTable, Report
+from cryotune.report.repeats import read_repeats
+from cryotune.report.table import build_report, pending_pairs
 
 
 class Source(Protocol):
@@ -35,6 +39,10 @@ class Source(Protocol):
     def sweep(self, name: str) -> SweepDetail: ...
 
     def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]: ...
+
+    @property
+    def repeats_dir(self) -> Path | None:
+        """Where seed repeats of best configs are looked for by default (None: nowhere)."""
 
 
 class Query:
@@ -89,6 +97,48 @@ class Query:
             later_reference=LATER_SOURCE,
             unreadable_records=self.unreadable(dataset),
         )
+
+    def report(
+        self,
+        sweep: str | None = None,
+        *,
+        datasets: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        repeat_dirs: Iterable[Path] = (),
+        reference: ReferenceTable = "paper",
+    ) -> Report:
+        """The results table of one sweep (or of every sweep): its best records, pairs still
+        running or stopped, and seed repeats found in ``repeat_dirs`` and the source's own
+        repeats folder."""
+        details = [self.source.sweep(sweep)] if sweep is not None else self.source.sweeps()
+        records = self.source.records()
+        if sweep is not None:
+            records = [r for r in records if _of_sweep(r, details[0])]
+        folders = [*repeat_dirs]
+        if self.source.repeats_dir is not None:
+            folders.append(self.source.repeats_dir)
+        repeats, problems = read_repeats(folders)
+        where = self.source.where
+        report = build_report(
+            records,
+            pending_pairs(details),
+            title=REPORT_TITLE,
+            scope=f"sweep {sweep} in {where}" if sweep is not None else f"every sweep in {where}",
+            sweeps=[d.name for d in details],
+            datasets=datasets,
+            models=models,
+            repeats=repeats,
+            reference=reference,
+        )
+        return report.model_copy(update={"warnings": [*report.warnings, *problems]})
+
+
+def _of_sweep(record: PairRecord | UnreadableRecord, detail: SweepDetail) -> bool:
+    """Whether a record belongs to the sweep; an unreadable one names no sweep, so it counts
+    when the sweep planned its pair."""
+    if isinstance(record, PairRecord):
+        return record.sweep == detail.name
+    return any((p.dataset, p.model) == (record.dataset, record.model) for p in detail.pairs)
 
 
 def _entry(record: BestRecord) -> LeaderboardEntry:

@@ -17,6 +17,7 @@ from cryotune.documents.plan import PlannedPair
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import NotFoundError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
+from cryotune.report.repeats import REPEATS_DIR
 from cryotune.sweep.keys import RESULT
 from cryotune.sweep.status import live_trials, summarize_study
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
@@ -35,6 +36,10 @@ class WorkspaceSource:
     @property
     def where(self) -> str:
         return f"workspace {self.root}"
+
+    @property
+    def repeats_dir(self) -> Path:
+        return self.root / REPEATS_DIR
 
     def sweep_names(self) -> list[str]:
         return [w.name for w in list_sweeps(self.root)]

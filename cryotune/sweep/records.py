@@ -79,7 +79,7 @@ class PairRecorder:
         if self.keep_checkpoints == "best":
             self._prune(study, record.ids.tune_trial_id)
         if self.observer is not None:
-            self.observer.pair_recorded(pair.key, self.dataset_records(pair.dataset))
+            self.observer.pair_recorded(pair.key, self.sweep_records())
         return record
 
     def _pair_end(self, pair, study: optuna.Study, record: PairRecord) -> PairEnd:
@@ -104,10 +104,10 @@ class PairRecorder:
         )
         return record.model_copy(update={"ids": ids, "tracking_uri": self.tracking_uri})
 
-    def dataset_records(self, dataset: str) -> list[PairRecord]:
-        """The sweep's readable records of ``dataset``."""
+    def sweep_records(self) -> list[PairRecord]:
+        """The sweep's readable records, every dataset."""
         found = [read_record(p) for p in sorted(self.workspace.records_dir.glob("*.json"))]
-        return [r for r in found if isinstance(r, PairRecord) and r.dataset == dataset]
+        return [r for r in found if isinstance(r, PairRecord)]
 
     def refresh_ids(self) -> bool:
         """Give records written while the tracking store was down the ids known now; True
@@ -124,7 +124,7 @@ class PairRecorder:
                 continue
             record = updated
             record.write(path)
-            self.observer.record_changed(record, self.dataset_records(record.dataset))
+            self.observer.record_changed(record, self.sweep_records())
             changed = True
         return changed
 

@@ -41,6 +41,18 @@ CONFIG_ARTIFACT = "config.json"
 LEADERBOARD_DIR = "leaderboard"
 """Sweep run: ``leaderboard/<dataset>.json`` tables in ``mlflow.log_table``'s format."""
 
+REPORT_DIR = "report"
+"""Sweep run: the sweep's results report (``cryotune report``), refreshed as each pair ends."""
+REPORT_FILES = {
+    "md": "report.md",
+    "latex": "report.tex",
+    "csv": "report.csv",
+    "json": "report.json",
+}
+"""Format -> file name under ``REPORT_DIR``."""
+REPORT_PNG = "report_heatmap.png"
+"""Sweep run: the report's difference to the paper as a heatmap, under ``REPORT_DIR``."""
+
 LEVEL_SWEEP, LEVEL_PAIR, LEVEL_TRIAL = "sweep", "pair", "trial"
 STATUS_RUNNING, STATUS_COMPLETE, STATUS_PRUNED, STATUS_FAILED = RUNNING, COMPLETE, PRUNED, FAILED
 LEGACY_STATUS = {"completed": STATUS_COMPLETE}

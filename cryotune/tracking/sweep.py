@@ -7,7 +7,7 @@ or created, and trials get a small JSON context naming them, so each trial logs 
 (``cryotune.tracking.trial``). As trials end, the driver marks them complete, pruned or
 failed through the trial's outbox and updates the pair run's counts; when a pair ends it delivers
 what its trials could not, draws the pair's plots, logs the record and refreshes the sweep's
-leaderboard; at the end it sets the sweep's state and, while the store does not answer, waits a
+leaderboard and results report (``cryotune.report``); at the end it sets the sweep's state and, while the store does not answer, waits a
 bounded time before leaving the rest to ``cryotune sweep ... --resume``.
 
 Outboxes of the sweep and pair runs live in ``NAME/mlflow/``; trials' in their trial folders.
@@ -25,6 +25,10 @@ from cryotune.errors import CryotuneError
 from cryotune.files import write_json_atomic
 from cryotune.masking import masked_url, masked_urls
 from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, PairCounts, PairEnd
+from cryotune.report.heatmap import heatmap_png
+from cryotune.report.models import REPORT_TITLE
+from cryotune.report.render import render
+from cryotune.report.table import PendingPair, build_report
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
     CONFUSION_PNG,
@@ -38,6 +42,9 @@ from cryotune.tracking.names import (
     PLAN_ARTIFACT,
     PREVIEW_PNG,
     RECORD_ARTIFACT,
+    REPORT_DIR,
+    REPORT_FILES,
+    REPORT_PNG,
     STATE_FINISHED,
     STATE_RUNNING,
     TAG_DATASET,
@@ -119,6 +126,13 @@ def leaderboard_table(records: list[PairRecord]) -> dict:
         for r in leaderboard(records)
     ]
     return {"columns": list(LEADERBOARD_COLUMNS), "data": rows}
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Replace ``path`` whole, so a delivery never reads half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _deliver_now(outbox: Outbox, client, uri: str, what: str) -> str:
@@ -308,13 +322,14 @@ class SweepTracker:
         box.append("tags", tags={TAG_STATE: STATE_FINISHED})
         box.append("status", status="FINISHED")
 
-    def pair_recorded(self, pair: str, dataset_records: list[PairRecord]) -> None:
+    def pair_recorded(self, pair: str, sweep_records: list[PairRecord]) -> None:
         self._pair_box(pair).deliver(self.client, force=True)
-        self.update_leaderboard(pair.partition("/")[0], dataset_records)
+        self.update_leaderboard(pair.partition("/")[0], sweep_records)
+        self.update_report(sweep_records)
 
-    def record_changed(self, record: PairRecord, dataset_records: list[PairRecord]) -> None:
+    def record_changed(self, record: PairRecord, sweep_records: list[PairRecord]) -> None:
         self._spool_record(self._pair_box(record.key), record)
-        self.update_leaderboard(record.dataset, dataset_records)
+        self.update_leaderboard(record.dataset, sweep_records)
 
     def _spool_record(self, box: Outbox, record: PairRecord) -> None:
         copy = box.folder / RECORD_ARTIFACT
@@ -338,9 +353,10 @@ class SweepTracker:
                 self._spool_record(box, record)
                 box.append("tags", tags={TAG_STATE: STATE_FINISHED})
                 box.append("status", status="FINISHED")
-                same = [r for r in recorded if r.dataset == record.dataset]
-                self.update_leaderboard(record.dataset, same)
+                self.update_leaderboard(record.dataset, recorded)
                 closed += 1
+        if closed:
+            self.update_report(recorded)
         return closed
 
     def _draw(self, end: PairEnd, folder: Path) -> list[Path]:
@@ -373,10 +389,44 @@ class SweepTracker:
         return drawn
 
     def update_leaderboard(self, dataset: str, records: list[PairRecord]) -> None:
+        """The sweep run's leaderboard of ``dataset`` (``records`` of other datasets are left
+        out)."""
         box = self._outbox(self.folder / SWEEP_FOLDER)
         path = box.folder / LEADERBOARD_DIR / f"{dataset}.json"
         write_json_atomic(path, leaderboard_table([r for r in records if r.dataset == dataset]))
         box.append("table", file=str(path), dir=LEADERBOARD_DIR)
+        box.deliver(self.client, force=True)
+
+    def update_report(self, records: list[PairRecord]) -> None:
+        """The sweep's results report as artifacts of its run, every format and the heatmap;
+        the sweep's planned pairs without a record show as running."""
+        recorded = {r.key for r in records}
+        pending = [
+            PendingPair(*key.split("/", 1), "running", f"sweep {self.sweep}: not finished yet")
+            for key in self.pair_run_ids
+            if key not in recorded
+        ]
+        report = build_report(
+            records,
+            pending,
+            title=REPORT_TITLE,
+            scope=f"sweep {self.sweep}, as logged when its last pair ended",
+            sweeps=[self.sweep],
+        )
+        box = self._outbox(self.folder / SWEEP_FOLDER)
+        folder = box.folder / REPORT_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for fmt, name in REPORT_FILES.items():
+            path = folder / name
+            _write_text(path, render(report, fmt))
+            files.append(path)
+        try:
+            files.append(heatmap_png(report, folder / REPORT_PNG))
+        except Exception:
+            log.warning("could not draw the report heatmap of sweep %s", self.sweep, exc_info=True)
+        for path in files:
+            box.append("artifact", file=str(path), dir=REPORT_DIR)
         box.deliver(self.client, force=True)
 
     def outboxes(self) -> list[Outbox]:

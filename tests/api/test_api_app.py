@@ -93,6 +93,7 @@ def test_best_returns_the_record_with_its_repeat_command(api, records):
     [
         ("/sweeps/nope", "sweep", ["smoke-glid-caffe"]),
         ("/best/sicd", "dataset", ["caffe", "glid"]),
+        ("/report/nope", "sweep", ["smoke-glid-caffe"]),
         ("/best/glid/dofa", "model", ["ssl4eo_mae", "unet"]),
         ("/best/gld/unet", "dataset", ["caffe", "glid"]),
     ],
@@ -111,6 +112,8 @@ def test_unknown_names_answer_404_listing_what_exists(api, path, kind, existing)
         ("/sweeps", {"state": "paused"}),
         ("/sweeps", {"stat": "running"}),
         ("/best/glid", {"limit": "3"}),
+        ("/report/api-glid", {"format": "pdf"}),
+        ("/report/api-glid", {"fmt": "md"}),
         ("/sweeps/has space", None),
         ("/best/gl id", None),
         ("/best/glid/.unet", None),
@@ -121,6 +124,26 @@ def test_malformed_input_answers_422(api, path, params):
     answer = api.get(path, params=params)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"][0]["loc"][0] in ("query", "path")
+
+
+def test_the_report_answers_as_json_or_as_the_papers_table_in_markdown(api, api_sweep, records):
+    report = api.get(f"/report/{api_sweep.name}").json()
+    assert report["sweeps"] == [api_sweep.name]
+    assert [r["model"] for r in report["rows"]] == ["ssl4eo_mae", "unet"]  # the paper's order
+    for row in report["rows"]:
+        (cell,) = row["cells"]
+        record = records[row["model"]]
+        assert cell["state"] == "complete"
+        assert cell["test_miou"] == pytest.approx(record["best"]["test_metrics"]["miou"])
+        assert cell["reference"] == PAPER_FROZEN_MIOU[row["model"]]["glid"]
+        assert cell["difference"] == pytest.approx(cell["test_miou"] - cell["reference"])
+    markdown = api.get(f"/report/{api_sweep.name}", params={"format": "md"})
+    assert markdown.status_code == 200
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert "| model | GLID | avg |" in markdown.text and "| U-Net |" in markdown.text
+    assert api.get(f"/report/{api_sweep.name}", params={"format": "csv"}).text.startswith(
+        "model,dataset,state"
+    )
 
 
 def test_the_api_is_read_only(api):
@@ -136,6 +159,7 @@ def test_the_schema_and_docs_are_served(api):
         "/sweeps/{name}",
         "/best/{dataset}",
         "/best/{dataset}/{model}",
+        "/report/{sweep}",
     }
     assert all(set(ops) == {"get"} for ops in schema["paths"].values())
     assert "swagger" in api.get("/docs").text.lower()
@@ -144,7 +168,8 @@ def test_the_schema_and_docs_are_served(api):
 def test_with_a_token_every_endpoint_but_health_needs_it(serve, api_sweep):
     url = serve("--workspace", str(api_sweep.parent), token="s3cret-token").url
     assert httpx.get(f"{url}/health").status_code == 200
-    for path in ("/sweeps", f"/sweeps/{api_sweep.name}", "/best/glid", "/best/glid/unet"):
+    paths = ["/sweeps", f"/sweeps/{api_sweep.name}", "/best/glid", "/best/glid/unet"]
+    for path in (*paths, f"/report/{api_sweep.name}"):
         missing = httpx.get(f"{url}{path}")
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
         wrong = httpx.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret-tokem"})

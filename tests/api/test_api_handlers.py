@@ -131,3 +131,49 @@ def test_a_record_of_a_newer_schema_is_refused_by_name(workspace, client):
         assert "schema 99 is newer than this cryotune reads" in problem
     finally:
         path.write_text(kept)
+
+
+def test_the_report_is_one_table_from_the_api_and_the_cli(workspace, client, capsys, tmp_path):
+    from cryotune.reference import PAPER_FROZEN_MIOU
+
+    report = client.get("/report/unit").json()
+    cells = {(c["dataset"], c["model"]): c for row in report["rows"] for c in row["cells"]}
+    unet = cells[("glid", "unet")]
+    assert unet["state"] == "complete" and unet["sweep"] == "unit"
+    assert (unet["val_miou"], unet["test_miou"], unet["lr"]) == (64.5, 63.5, 3e-4)
+    assert unet["reference"] == PAPER_FROZEN_MIOU["unet"]["glid"]
+    assert cells[("glid", "ssl4eo_mae")]["test_miou"] == 57.0
+    assert [c["dataset"] for c in report["columns"]] == ["glid"]
+    assert report["columns"][0]["reference"]["table"] == "paper"
+
+    served = client.get("/report/unit", params={"format": "md"})
+    assert served.headers["content-type"].startswith("text/markdown")
+    plot = tmp_path / "report.png"
+    args = ["report", "unit", "--workspace", str(workspace.root), "--plot", str(plot)]
+    assert main(args) == 0
+    assert capsys.readouterr().out == served.text
+    assert "| U-Net | 63.50 / 91.58 (-28.08) |" in served.text
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get("/report/nope").status_code == 404
+    assert main(["report", "--workspace", str(workspace.root), "--models", "nope"]) == 2
+    assert "unknown model 'nope'; valid:" in capsys.readouterr().err
+    absent = str(tmp_path / "absent")
+    assert main(["report", "--workspace", str(workspace.root), "--repeats", absent]) == 2
+    assert f"--repeats {absent}: no such folder" in capsys.readouterr().err
+
+
+def test_best_exports_a_config_to_cryobench_and_says_what_terratorch_lacks(workspace, capsys):
+    root = str(workspace.root)
+    assert main(["best", "glid", "unet", "--as", "cryobench", "--workspace", root, "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["argv"][:4] == ["torchrun", "--nnodes=1", "--nproc_per_node=1", "pangaea/run.py"]
+    for part in ("dataset=glid", "encoder=unet_encoder", "decoder=seg_unet", "finetune=True"):
+        assert part in run["overrides"]
+    assert "optimizer.lr=0.0003" in run["overrides"]
+    assert main(["best", "glid", "ssl4eo_mae", "--as", "cryobench", "--workspace", root]) == 0
+    text = capsys.readouterr().out
+    assert "encoder=ssl4eo_mae_optical" in text and "finetune=False" in text
+    assert main(["best", "glid", "unet", "--as", "terratorch", "--workspace", root]) == 1
+    assert "TerraTorch ships no backbone for model 'unet'" in capsys.readouterr().err
+    assert main(["best", "glid", "--as", "cryobench", "--workspace", root]) == 2
+    assert "models with results on glid: unet, ssl4eo_mae" in capsys.readouterr().err

@@ -166,6 +166,24 @@ def test_the_sweep_run_holds_the_plan_and_a_leaderboard(store):
     assert "mlflow.loggedArtifacts" not in sweep.data.tags  # MLflow's own tag is left to it
 
 
+def test_the_sweep_run_holds_the_report_of_its_pairs(store, tmp_path):
+    from cryotune.report.models import Report
+
+    client, _, by_level, sweep_dir = store
+    (sweep,) = by_level["sweep"]
+    local = Path(client.download_artifacts(sweep.info.run_id, names.REPORT_DIR, str(tmp_path)))
+    assert {p.name for p in local.iterdir()} == {*names.REPORT_FILES.values(), names.REPORT_PNG}
+    report = Report.model_validate_json((local / names.REPORT_FILES["json"]).read_text())
+    assert report.sweeps == [SWEEP] and report.counts["complete"] == len(PAIRS)
+    for key in PAIRS:
+        record = json.loads((sweep_dir / "records" / f"{key.replace('/', '__')}.json").read_text())
+        cell = report.cell(*key.split("/"))
+        assert cell.test_miou == pytest.approx(record["best"]["test_metrics"]["miou"])
+        assert cell.val_miou == pytest.approx(record["best"]["val_miou"])
+    assert "| U-Net |" in (local / names.REPORT_FILES["md"]).read_text()
+    assert (local / names.REPORT_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_resume_keeps_the_store_it_started_with(smoke_sweep, cryotune, tmp_path):
     args = smoke_sweep.args
     other = f"sqlite:///{tmp_path / 'other.db'}"
