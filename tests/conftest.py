@@ -26,6 +26,7 @@ CRYOTUNE = (sys.executable, "-m", "cryotune.cli")
 INTEGRATION_FIXTURES = frozenset(
     {
         "cryotune",
+        "in_terminal",
         "background",
         "cryotune_background",
         "api_sweep",
@@ -133,3 +134,36 @@ def cryotune_background(background) -> Callable[..., subprocess.Popen]:
         return background(*CRYOTUNE, *args, log=log)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def in_terminal(cli_env) -> Callable[..., str]:
+    """Run a command on a terminal (a pseudo-terminal, as an interactive shell gives it) to its
+    end; returns what it showed there, control codes included."""
+    import pty
+
+    def run(*args: str, timeout: float = 300, **env: str) -> str:
+        parent, child = pty.openpty()
+        process = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+            env={**cli_env, "TERM": "xterm-256color", "COLUMNS": "160", **env},
+            cwd=REPO,
+        )
+        os.close(child)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # the command ended and its terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        process.wait(timeout=timeout)
+        os.close(parent)
+        return shown.decode(errors="replace")
+
+    return run

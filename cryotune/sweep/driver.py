@@ -36,6 +36,7 @@ import cryotune
 from cryotune.documents.plan import SweepPlanDocument
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import UsageError
+from cryotune.sweep.caches import build_caches
 from cryotune.sweep.plan import (
     SweepPlan,
     git_commit,
@@ -56,6 +57,7 @@ from cryotune.sweep.storage import (
     resolve_storage,
 )
 from cryotune.sweep.workspace import SweepWorkspace
+from cryotune.terminal import stop_all
 from cryotune.tracking.sweep import DEFAULT_WAIT_S, SweepTracker
 from cryotune.tracking.uri import (
     CLIENT_ENVIRONMENT,
@@ -70,6 +72,31 @@ DRIVER_ENVIRONMENT = {
     # Tune's own console reporter; the sweep prints its own progress.
     "RAY_AIR_NEW_OUTPUT": "0",
 }
+
+
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+"""The logger of Ray's notice that it turned token authentication on for a new local cluster."""
+
+
+class _AuthEnabledNotice(logging.Filter):
+    """Drops Ray's "Token authentication is enabled for this Ray cluster" warning, printed on
+    every embedded cluster's start: it reports Ray's default, and its only advice (turn the
+    authentication off) is not one to give. Other messages of that logger pass.
+
+    A logging filter rather than ``RAY_AUTH_MODE=token``: that variable silences it too, but
+    only when set before Ray is imported (set later it breaks the cluster's start), and a
+    notebook may have imported Ray already.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def quiet_ray_startup() -> None:
+    """Hide the start-up warnings of Ray a user cannot act on (idempotent)."""
+    auth = logging.getLogger(RAY_AUTH_LOGGER)
+    if not any(isinstance(f, _AuthEnabledNotice) for f in auth.filters):
+        auth.addFilter(_AuthEnabledNotice())
 
 
 @dataclass(frozen=True)
@@ -146,6 +173,7 @@ def ray_cluster(address: str | None, num_cpus: int | None, env: dict[str, str] |
         return
     common = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
+        quiet_ray_startup()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
     else:
         ray.init(address=address, runtime_env={"env_vars": env or {}}, **common)
@@ -436,6 +464,8 @@ def _drive(
     if not done:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
+            if request.address is None:
+                build_caches(plan)
             with ray_cluster(request.address, request.num_cpus, client_environment()):
                 import ray
                 from ray import tune
@@ -457,7 +487,10 @@ def _drive(
                     tuner = _build_tuner(
                         plan, workspace, trainable, request.resume, recorder, experiment
                     )
-                tuner.fit()
+                try:
+                    tuner.fit()
+                finally:
+                    stop_all()
         except BaseException:
             tracker.close("interrupted", wait_s=0)
             raise
