@@ -74,29 +74,39 @@ DRIVER_ENVIRONMENT = {
 }
 
 
-RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
-"""The logger of Ray's notice that it turned token authentication on for a new local cluster."""
+RAY_NOTICES = {
+    # Printed on every start of an embedded cluster: Ray turned token authentication on, as it
+    # does by default, and its only advice is to turn it off.
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+    # After Ctrl-C: "resume with Tuner.restore(...)"; a cryotune user resumes with --resume, which
+    # the driver's own note says.
+    "ray.tune.tune": "Experiment has been interrupted",
+}
+"""Ray's notices a cryotune user cannot act on: logger name -> start of the message."""
 
 
-class _AuthEnabledNotice(logging.Filter):
-    """Drops Ray's "Token authentication is enabled for this Ray cluster" warning, printed on
-    every embedded cluster's start: it reports Ray's default, and its only advice (turn the
-    authentication off) is not one to give. Other messages of that logger pass.
+class _Notice(logging.Filter):
+    """Drops one of Ray's notices; every other message of its logger passes.
 
-    A logging filter rather than ``RAY_AUTH_MODE=token``: that variable silences it too, but
-    only when set before Ray is imported (set later it breaks the cluster's start), and a
+    A logging filter rather than Ray's settings: ``RAY_AUTH_MODE=token`` silences the first too,
+    but only when set before Ray is imported (set later it breaks the cluster's start), and a
     notebook may have imported Ray already.
     """
 
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Token authentication is enabled")
+        return not record.getMessage().startswith(self.start)
 
 
-def quiet_ray_startup() -> None:
-    """Hide the start-up warnings of Ray a user cannot act on (idempotent)."""
-    auth = logging.getLogger(RAY_AUTH_LOGGER)
-    if not any(isinstance(f, _AuthEnabledNotice) for f in auth.filters):
-        auth.addFilter(_AuthEnabledNotice())
+def quiet_ray_notices() -> None:
+    """Hide the notices of Ray a cryotune user cannot act on (idempotent)."""
+    for name, start in RAY_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Notice) for f in logger.filters):
+            logger.addFilter(_Notice(start))
 
 
 @dataclass(frozen=True)
@@ -171,9 +181,9 @@ def ray_cluster(address: str | None, num_cpus: int | None, env: dict[str, str] |
     if ray.is_initialized():
         yield
         return
+    quiet_ray_notices()
     common = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
-        quiet_ray_startup()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
     else:
         ray.init(address=address, runtime_env={"env_vars": env or {}}, **common)
