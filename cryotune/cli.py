@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from cryotune.cli_flags import (
@@ -162,26 +162,32 @@ def _non_negative(value: str) -> float:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from cryotune.client import SETTINGS, run_sweep
     from cryotune.documents.record import PairRecord
-    from cryotune.sweep.driver import SweepRequest, run_sweep
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
-    # SweepRequest's fields are the sweep's flags by name: a new setting is a field and a flag.
-    outcome = run_sweep(
-        SweepRequest(**{f.name: getattr(args, f.name) for f in fields(SweepRequest)})
-    )
-    for note in outcome.notes:
+    # The sweep's settings are its flags by name: a new setting is a field and a flag.
+    settings = {name: getattr(args, name) for name in SETTINGS}
+    if args.json:  # the result alone on stdout; progress and notes on stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_sweep(args.datasets, **settings)
+            for note in result.notes:
+                print(note)
+        print(result.model_dump_json(indent=2))
+        return 0 if result.ok else 1
+    result = run_sweep(args.datasets, **settings)
+    for note in result.notes:
         print(note)
-    print(f"sweep '{outcome.name}' in {outcome.dir}: {outcome.seconds:.0f} s")
-    print(format_table(RECORD_HEADERS, record_rows(outcome.records)))
-    complete = [r for r in outcome.records if isinstance(r, PairRecord) and r.complete]
+    print(f"sweep '{result.name}' in {result.location}: {result.seconds:.0f} s")
+    print(format_table(RECORD_HEADERS, record_rows(result.records)))
+    complete = [r for r in result.records if isinstance(r, PairRecord) and r.complete]
     if complete:
         print("repeat a best config with:")
         for record in complete:
             lacks = record.repeat_command_lacks
             also = f"  # also set: {', '.join(lacks)}" if lacks else ""
             print(f"  {record.repeat_command}{also}")
-    return 0 if len(complete) == len(outcome.records) and not outcome.unfinished else 1
+    return 0 if result.ok else 1
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
@@ -205,12 +211,14 @@ def _query(args: argparse.Namespace):
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from cryotune.client import status
     from cryotune.sweep.status import STATUS_HEADERS, status_rows
 
-    query = _query(args)
-    details = [query.sweep(args.name)] if args.name else query.sweep_details()
+    source = {"workspace": args.workspace, "tracking_uri": args.tracking_uri}
+    details = [status(args.name, **source)] if args.name else status(**source)
     if not details:
-        raise UsageError(f"no sweeps in {query.source.where} (see --workspace, --tracking-uri)")
+        where = _query(args).source.where
+        raise UsageError(f"no sweeps in {where} (see --workspace, --tracking-uri)")
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
         return 0
@@ -225,22 +233,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from cryotune.data.datasets import get_dataset
+    from cryotune.client import best, unreadable_records
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
-    get_dataset(args.dataset)
-    query = _query(args)
+    source = {"workspace": args.workspace, "tracking_uri": args.tracking_uri}
     if args.model is None:
-        records = query.best_records(args.dataset)
+        records = best(args.dataset, **source)
     else:
-        records = [query.best(args.dataset, args.model)]
+        records = [best(args.dataset, args.model, **source)]
     if args.json:
         found = [r.model_dump(mode="json") for r in records]
         print(json.dumps(found if args.model is None else found[0], indent=2))
         return 0
     print(format_table(RECORD_HEADERS, record_rows(records)))
     print(f"best: {records[0].repeat_command}")
-    for problem in query.unreadable(args.dataset) if args.model is None else []:
+    for problem in unreadable_records(args.dataset, **source) if args.model is None else []:
         print(f"cryotune: warning: {problem}", file=sys.stderr)
     return 0
 
@@ -366,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
         "request is raised to at least N)",
     )
     add_deprecated(p, "--data-workers", "--num-workers", type=_non_negative_int, metavar="N")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout (progress and notes go to stderr)",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("mlflow", help="the MLflow UI over a workspace's runs, on 127.0.0.1")

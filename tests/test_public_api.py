@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARIES = "ray|optuna|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock"
+LIBRARIES = (
+    "ray|optuna|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock|rich|pandas"
+)
 PRIVATE_IMPORT = re.compile(
     rf"^\s*(from\s+(?:{LIBRARIES})(?:\.\w+)*\.(_\w+)"  # from lib.pkg._private ...
     rf"|from\s+(?:{LIBRARIES})(?:\.\w+)*\s+import\s+.*\b(_\w+)"  # from lib.mod import _name
