@@ -252,6 +252,23 @@ def cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from cryotune.masking import masked_url
+    from cryotune.sweep.dashboard import dashboard_app, serve, study_storage
+
+    storage = study_storage(args.workspace, args.name, args.optuna_storage)
+    app = dashboard_app(storage.url)
+
+    def ready(url: str) -> None:
+        print(
+            f"Optuna dashboard: {url} ({storage.what} in {masked_url(storage.url)}; read-only); "
+            "Ctrl-C stops it",
+            flush=True,
+        )
+
+    return serve(app, args.host, args.port, ready)
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -390,6 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
         "else WORKSPACE/mlartifacts)",
     )
     p.set_defaults(func=cmd_mlflow)
+
+    p = sub.add_parser(
+        "dashboard", help="optuna-dashboard over a sweep's studies, read-only, on 127.0.0.1"
+    )
+    p.add_argument("name", nargs="?", help="the sweep (default: the workspace's only sweep)")
+    add_workspace(p)
+    p.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="show this study database instead of a sweep's, e.g. postgresql://USER:PASSWORD@"
+        "HOST/DB",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("status", help="progress of the sweeps in a workspace")
     p.add_argument("name", nargs="?", help="one sweep (default: all)")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = (
-    "ray|optuna|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock|rich|pandas"
+    "ray|optuna|optuna_dashboard|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock"
+    "|rich|pandas"
 )
 PRIVATE_IMPORT = re.compile(
     rf"^\s*(from\s+(?:{LIBRARIES})(?:\.\w+)*\.(_\w+)"  # from lib.pkg._private ...
