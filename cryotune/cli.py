@@ -258,6 +258,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     storage = study_storage(args.workspace, args.name, args.optuna_storage)
     app = dashboard_app(storage.url)
+    if not _loopback(args.host):
+        print(
+            f"cryotune: warning: serving {args.host}: the dashboard has no login; anyone who "
+            "reaches this port reads the studies",
+            file=sys.stderr,
+        )
 
     def ready(url: str) -> None:
         print(
@@ -276,8 +282,16 @@ def _port(value: str) -> int:
     return number
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _loopback(host: str) -> bool:
     import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
@@ -286,11 +300,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     token = os.environ.get("CRYOTUNE_API_TOKEN") or None
     query = _query(args)
-    try:
-        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and token is None:
+    if not _loopback(args.host) and token is None:
         print(
             f"cryotune: warning: serving {args.host} without a token: anyone who reaches this "
             "port reads the sweeps; set CRYOTUNE_API_TOKEN",
