@@ -11,7 +11,7 @@ DEMO_DIR ?= cryotune-demo
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,dashboard]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,7 +42,7 @@ bench: $(STAMP)
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install -q --upgrade pip
-	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	.lock-venv/bin/python -m pip install -q -e '.[dev,dashboard]'
 	{ sed -n '1,3p' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable \
 	  | grep -v '^cryotune'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 	rm -rf .lock-venv

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from cryotune.cli_flags import (
@@ -227,26 +227,32 @@ def _non_negative(value: str) -> float:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from cryotune.client import SETTINGS, run_sweep
     from cryotune.documents.record import PairRecord
-    from cryotune.sweep.driver import SweepRequest, run_sweep
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
-    # SweepRequest's fields are the sweep's flags by name: a new setting is a field and a flag.
-    outcome = run_sweep(
-        SweepRequest(**{f.name: getattr(args, f.name) for f in fields(SweepRequest)})
-    )
-    for note in outcome.notes:
+    # The sweep's settings are its flags by name: a new setting is a field and a flag.
+    settings = {name: getattr(args, name) for name in SETTINGS}
+    if args.json:  # the result alone on stdout; progress and notes on stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_sweep(args.datasets, **settings)
+            for note in result.notes:
+                print(note)
+        print(result.model_dump_json(indent=2))
+        return 0 if result.ok else 1
+    result = run_sweep(args.datasets, **settings)
+    for note in result.notes:
         print(note)
-    print(f"sweep '{outcome.name}' in {outcome.dir}: {outcome.seconds:.0f} s")
-    print(format_table(RECORD_HEADERS, record_rows(outcome.records)))
-    complete = [r for r in outcome.records if isinstance(r, PairRecord) and r.complete]
+    print(f"sweep '{result.name}' in {result.location}: {result.seconds:.0f} s")
+    print(format_table(RECORD_HEADERS, record_rows(result.records)))
+    complete = [r for r in result.records if isinstance(r, PairRecord) and r.complete]
     if complete:
         print("repeat a best config with:")
         for record in complete:
             lacks = record.repeat_command_lacks
             also = f"  # also set: {', '.join(lacks)}" if lacks else ""
             print(f"  {record.repeat_command}{also}")
-    return 0 if len(complete) == len(outcome.records) and not outcome.unfinished else 1
+    return 0 if result.ok else 1
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
@@ -270,12 +276,14 @@ def _query(args: argparse.Namespace):
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from cryotune.client import status
     from cryotune.sweep.status import STATUS_HEADERS, status_rows
 
-    query = _query(args)
-    details = [query.sweep(args.name)] if args.name else query.sweep_details()
+    source = {"workspace": args.workspace, "tracking_uri": args.tracking_uri}
+    details = [status(args.name, **source)] if args.name else status(**source)
     if not details:
-        raise UsageError(f"no sweeps in {query.source.where} (see --workspace, --tracking-uri)")
+        where = _query(args).source.where
+        raise UsageError(f"no sweeps in {where} (see --workspace, --tracking-uri)")
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in details], indent=2))
         return 0
@@ -297,25 +305,24 @@ def _best_model(args: argparse.Namespace) -> str | None:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from cryotune.data.datasets import get_dataset
+    from cryotune.client import best, unreadable_records
     from cryotune.sweep.records import RECORD_HEADERS, record_rows
 
-    get_dataset(args.dataset)
+    source = {"workspace": args.workspace, "tracking_uri": args.tracking_uri}
     model = _best_model(args)
-    query = _query(args)
     if args.export is not None:
-        return _export(query, args, model)
+        return _export(_query(args), args, model)
     if model is None:
-        records = query.best_records(args.dataset)
+        records = best(args.dataset, **source)
     else:
-        records = [query.best(args.dataset, model)]
+        records = [best(args.dataset, model, **source)]
     if args.json:
         found = [r.model_dump(mode="json") for r in records]
         print(json.dumps(found if model is None else found[0], indent=2))
         return 0
     print(format_table(RECORD_HEADERS, record_rows(records)))
     print(f"best: {records[0].repeat_command}")
-    for problem in query.unreadable(args.dataset) if model is None else []:
+    for problem in unreadable_records(args.dataset, **source) if model is None else []:
         print(f"cryotune: warning: {problem}", file=sys.stderr)
     return 0
 
@@ -374,6 +381,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from cryotune.masking import masked_url
+    from cryotune.sweep.dashboard import dashboard_app, serve, study_storage
+
+    storage = study_storage(args.workspace, args.name, args.optuna_storage)
+    app = dashboard_app(storage.url)
+    if not _loopback(args.host):
+        print(
+            f"cryotune: warning: serving {args.host}: the dashboard has no login; anyone who "
+            "reaches this port reads the studies",
+            file=sys.stderr,
+        )
+
+    def ready(url: str) -> None:
+        print(
+            f"Optuna dashboard: {url} ({storage.what} in {masked_url(storage.url)}; read-only); "
+            "Ctrl-C stops it",
+            flush=True,
+        )
+
+    return serve(app, args.host, args.port, ready)
+
+
 def _port(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -381,8 +411,16 @@ def _port(value: str) -> int:
     return number
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _loopback(host: str) -> bool:
     import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
@@ -391,11 +429,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     token = os.environ.get("CRYOTUNE_API_TOKEN") or None
     query = _query(args)
-    try:
-        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and token is None:
+    if not _loopback(args.host) and token is None:
         print(
             f"cryotune: warning: serving {args.host} without a token: anyone who reaches this "
             "port reads the sweeps; set CRYOTUNE_API_TOKEN",
@@ -532,6 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
         "request is raised to at least N)",
     )
     add_deprecated(p, "--data-workers", "--num-workers", type=_non_negative_int, metavar="N")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout (progress and notes go to stderr)",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("mlflow", help="the MLflow UI over a workspace's runs, on 127.0.0.1")
@@ -544,6 +583,21 @@ def build_parser() -> argparse.ArgumentParser:
         "else WORKSPACE/mlartifacts)",
     )
     p.set_defaults(func=cmd_mlflow)
+
+    p = sub.add_parser(
+        "dashboard", help="optuna-dashboard over a sweep's studies, read-only, on 127.0.0.1"
+    )
+    p.add_argument("name", nargs="?", help="the sweep (default: the workspace's only sweep)")
+    add_workspace(p)
+    p.add_argument(
+        "--optuna-storage",
+        metavar="URL",
+        help="show this study database instead of a sweep's, e.g. postgresql://USER:PASSWORD@"
+        "HOST/DB",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default 8080)")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("status", help="progress of the sweeps in a workspace")
     p.add_argument("name", nargs="?", help="one sweep (default: all)")

@@ -6,6 +6,7 @@ sweep that the driver, tracking, query and API tests all read."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ CRYOTUNE = (sys.executable, "-m", "cryotune.cli")
 INTEGRATION_FIXTURES = frozenset(
     {
         "cryotune",
+        "in_terminal",
+        "notebook_sweep",
         "background",
         "cryotune_background",
         "smoke_sweep",
@@ -174,3 +177,150 @@ def loopback():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def in_terminal(cli_env) -> Callable[..., str]:
+    """Run a command on a terminal (a pseudo-terminal, as an interactive shell gives it) to its
+    end; returns what it showed there, control codes included."""
+    import pty
+
+    def run(*args: str, timeout: float = 300, **env: str) -> str:
+        parent, child = pty.openpty()
+        process = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+            env={**cli_env, "TERM": "xterm-256color", "COLUMNS": "160", **env},
+            cwd=REPO,
+        )
+        os.close(child)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(parent, 65536)
+            except OSError:  # the command ended and its terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        process.wait(timeout=timeout)
+        os.close(parent)
+        return shown.decode(errors="replace")
+
+    return run
+
+
+NOTEBOOK = """
+import json, sys
+from pathlib import Path
+
+import cryotune
+
+workspace, data, spec, out = sys.argv[1:5]
+settings = dict(config=spec, models="unet", data_root=data, workspace=workspace, name="nb-glid")
+seen = {}
+
+# Start in the background, follow its progress, stop it once a trial has ended.
+handle = cryotune.start_sweep("glid", **settings)
+started_running = not handle.done
+while not handle.wait(timeout=0.5):
+    progress = handle.progress()
+    seen["progress"] = progress.model_dump(mode="json")
+    if progress.trials.done >= 1:
+        break
+stopped = handle.stop()
+seen["stopped"] = stopped.model_dump(mode="json")
+
+# Continue it to its end.
+handle = cryotune.start_sweep("glid", resume=True, **settings)
+while not handle.wait(timeout=0.5):
+    handle.progress()
+result = handle.result()
+seen["result"] = result.model_dump(mode="json")
+seen["result_ok"] = result.ok
+seen["log"] = Path(handle.log).read_text()
+
+status = cryotune.status("nb-glid", workspace=workspace)
+seen["status"] = status.model_dump(mode="json")
+seen["status_frame"] = cryotune.to_frame(status).to_dict(orient="records")
+seen["sweeps_frame"] = cryotune.to_frame(cryotune.sweeps(workspace=workspace)).to_dict("records")
+best = cryotune.best("glid", workspace=workspace)
+seen["best"] = [record.model_dump(mode="json") for record in best]
+seen["best_frame"] = cryotune.to_frame(best).to_dict(orient="records")
+seen["leaderboard_frame"] = cryotune.to_frame(cryotune.leaderboard("glid", workspace=workspace)).to_dict("records")
+
+# The best trial as a model: score it on the validation tiles as the trainer does.
+import torch
+from cryotune.data.bands import map_bands
+from cryotune.data.datasets import get_dataset
+from cryotune.data.segmentation import SegmentationData, evaluation_loader
+from cryotune.models.encoders import get_encoder_spec
+from cryotune.train.trainer import Runtime, evaluate, open_splits
+
+model = cryotune.load_best_model("glid", "unet", workspace=workspace, device="cpu")
+config = best[0].config
+dataset, encoder = get_dataset("glid"), get_encoder_spec("unet")
+mapping = map_bands(dataset, encoder.bands, encoder.key, config.view)
+splits = open_splits("glid", config.data_root, config.cache_dir, mapping.dataset_modalities)
+val = evaluation_loader(SegmentationData(splits["val"], mapping, None, False))
+batch = next(iter(val))
+with torch.no_grad():
+    logits = model(batch["inputs"])
+seen["model"] = {
+    "class": type(model).__name__,
+    "is_module": isinstance(model, torch.nn.Module),
+    "training": model.training,
+    "inputs": list(model.encoder.modalities),
+    "logits_shape": list(logits.shape),
+    "tile_shape": list(batch["mask"].shape),
+    "val_miou": evaluate(model, val, dataset, None, Runtime(torch.device("cpu")))["miou"],
+}
+Path(out).write_text(json.dumps(seen, default=str))
+"""
+
+NOTEBOOK_SPEC = """
+# sweeps/smoke.yaml, with the first trial of each pair to reach the grace period stopped there
+name: nb
+models: [unet]
+space:
+  lr: {low: 1.0e-4, high: 3.0e-3}
+sampler: {kind: tpe, seed: 0, startup_trials: 2}
+scheduler: {kind: asha, grace_period: 1, reduction_factor: 2, max_epochs: 3, bootstrap_trials: 1}
+budget: {trials: 3, retries: 1}
+resources: {cpu: 1}
+trial:
+  weights: random
+  batch_size: 4
+  crop_size: 32
+  max_steps_per_epoch: 2
+  val_every: 1
+"""
+
+
+@pytest.fixture(scope="session")
+def notebook_sweep(cli_env, tmp_path_factory) -> dict:
+    """A user's notebook, run as a script: it starts a sweep of the U-Net on synthetic GLID in
+    the background through ``cryotune``'s Python API, follows its progress, stops it after a
+    trial, resumes it to its end, reads its status, records and leaderboard as typed objects and
+    DataFrames, and loads the best trial as a model. Returns what it saw, with ``workspace``;
+    the sweep's first trial is pruned (bootstrap_trials: 1)."""
+    from cryotune.data.synth import write_synthetic
+
+    base = tmp_path_factory.mktemp("notebook")
+    write_synthetic("glid", base / "data" / "glid", tiles=4, size=48, seed=0)
+    (base / "nb.yaml").write_text(NOTEBOOK_SPEC)
+    (base / "notebook.py").write_text(NOTEBOOK)
+    out = base / "seen.json"
+    args = [str(base / "runs"), str(base / "data"), str(base / "nb.yaml"), str(out)]
+    done = subprocess.run(
+        [sys.executable, str(base / "notebook.py"), *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=base,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {**json.loads(out.read_text()), "workspace": base / "runs", "name": "nb-glid"}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = (
-    "ray|optuna|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock|huggingface_hub"
-    "|httpx"
+    "ray|optuna|optuna_dashboard|timm|mlflow|torch|torchvision|fastapi|rasterio|pydantic|filelock"
+    "|huggingface_hub|httpx|rich|pandas"
 )
 PRIVATE_IMPORT = re.compile(
     rf"^\s*(from\s+(?:{LIBRARIES})(?:\.\w+)*\.(_\w+)"  # from lib.pkg._private ...

@@ -31,6 +31,7 @@ from cryotune.data.normalize import normalize_channels
 from cryotune.data.readers import decoded_band_count, raster_info
 from cryotune.errors import DataError
 from cryotune.files import file_lock
+from cryotune.terminal import counted
 
 CACHE_ENV = "CRYOTUNE_CACHE"
 FORMAT_VERSION = 1
@@ -293,8 +294,15 @@ class TileCache:
         plan = spec.channel_plan(stored)
         issues, shapes, channel_offsets, mask_offsets, ratios = [], [], [], [], []
         channel_total = mask_total = 0
-        with open(temp / _CHANNELS, "wb") as channels_out, open(temp / _MASKS, "wb") as masks_out:
+        with (
+            open(temp / _CHANNELS, "wb") as channels_out,
+            open(temp / _MASKS, "wb") as masks_out,
+            counted(
+                f"decoding {spec.key} {split} into the tile cache", len(pairs), "tiles"
+            ) as step,
+        ):
             for image, mask_path in pairs:
+                step()
                 pair = check_pair(spec, image, mask_path, stored)
                 issues += pair.issues
                 if pair.channels is None or pair.mask is None:

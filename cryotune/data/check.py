@@ -23,6 +23,7 @@ from cryotune.data.readers import (
 )
 from cryotune.errors import DataError
 from cryotune.table import format_table
+from cryotune.terminal import counted
 
 
 @dataclass
@@ -293,11 +294,13 @@ def check_split(spec: DatasetSpec, root: Path, split: str) -> tuple[SplitSummary
     scan = scan_split(spec, root, split)
     summary = SplitSummary(split, class_pixels=[0] * spec.num_classes)
     issues = list(scan.issues)
-    for image, mask in scan.pairs:
-        pair = check_pair(spec, image, mask)
-        issues += pair.issues
-        if pair.mask is not None:
-            summary.add(pair.mask, spec.num_classes)
+    with counted(f"checking {spec.key} {split}", len(scan.pairs), "tiles") as step:
+        for image, mask in scan.pairs:
+            pair = check_pair(spec, image, mask)
+            step()
+            issues += pair.issues
+            if pair.mask is not None:
+                summary.add(pair.mask, spec.num_classes)
     return summary, issues
 
 

@@ -339,8 +339,10 @@ def _best_so_far(run) -> BestSoFar:
     params, tags = run.data.params, run.data.tags
     depth = params.get("depth")
     number = tags.get(TAG_STUDY_TRIAL)
+    epoch = run.data.metrics.get("best_epoch")
     return BestSoFar(
         lr=float(params["lr"]),
         depth=int(depth) if depth not in (None, "None") else None,
         study_trial=int(number) if number is not None else None,
+        epoch=int(epoch) if epoch else None,
     )

@@ -52,6 +52,7 @@ class BestSoFar(BaseModel):
     lr: float
     depth: int | None
     study_trial: int | None = Field(None, description="Optuna trial number")
+    epoch: int | None = Field(None, description="the validated epoch that scored best_val_miou")
 
 
 class PairSummary(TrialCounts):

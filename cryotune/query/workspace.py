@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from cryotune.documents.plan import PlannedPair
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
@@ -19,7 +19,7 @@ from cryotune.errors import NotFoundError
 from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
 from cryotune.report.repeats import REPEATS_DIR
 from cryotune.sweep.keys import RESULT
-from cryotune.sweep.status import live_trials, summarize_study
+from cryotune.sweep.status import best_epoch, best_trial, live_trials, summarize_study
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
 
 
@@ -120,8 +120,7 @@ def _pair(
 ) -> PairSummary:
     finished = record is not None
     status = summarize_study(study, pair.key, pair.study_name, pair.trials, finished)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = best_trial(trials)
     state = "finished" if finished else "running" if live and status.running else "waiting"
     return PairSummary(
         key=pair.key,
@@ -153,6 +152,7 @@ def _best_so_far(trial: FrozenTrial) -> BestSoFar:
         lr=config.get("lr", trial.params.get("lr")),
         depth=config.get("depth", trial.params.get("depth")),
         study_trial=trial.number,
+        epoch=best_epoch(trial),
     )
 
 

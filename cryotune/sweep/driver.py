@@ -36,6 +36,7 @@ import cryotune
 from cryotune.documents.plan import SweepPlanDocument
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import UsageError
+from cryotune.sweep.caches import build_caches
 from cryotune.sweep.plan import (
     SweepPlan,
     git_commit,
@@ -56,6 +57,7 @@ from cryotune.sweep.storage import (
     resolve_storage,
 )
 from cryotune.sweep.workspace import SweepWorkspace
+from cryotune.terminal import stop_all
 from cryotune.tracking.sweep import DEFAULT_WAIT_S, SweepTracker
 from cryotune.tracking.uri import (
     CLIENT_ENVIRONMENT,
@@ -70,6 +72,41 @@ DRIVER_ENVIRONMENT = {
     # Tune's own console reporter; the sweep prints its own progress.
     "RAY_AIR_NEW_OUTPUT": "0",
 }
+
+
+RAY_NOTICES = {
+    # Printed on every start of an embedded cluster: Ray turned token authentication on, as it
+    # does by default, and its only advice is to turn it off.
+    "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+    # After Ctrl-C: "resume with Tuner.restore(...)"; a cryotune user resumes with --resume, which
+    # the driver's own note says.
+    "ray.tune.tune": "Experiment has been interrupted",
+}
+"""Ray's notices a cryotune user cannot act on: logger name -> start of the message."""
+
+
+class _Notice(logging.Filter):
+    """Drops one of Ray's notices; every other message of its logger passes.
+
+    A logging filter rather than Ray's settings: ``RAY_AUTH_MODE=token`` silences the first too,
+    but only when set before Ray is imported (set later it breaks the cluster's start), and a
+    notebook may have imported Ray already.
+    """
+
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
+def quiet_ray_notices() -> None:
+    """Hide the notices of Ray a cryotune user cannot act on (idempotent)."""
+    for name, start in RAY_NOTICES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Notice) for f in logger.filters):
+            logger.addFilter(_Notice(start))
 
 
 @dataclass(frozen=True)
@@ -144,6 +181,7 @@ def ray_cluster(address: str | None, num_cpus: int | None, env: dict[str, str] |
     if ray.is_initialized():
         yield
         return
+    quiet_ray_notices()
     common = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **common)
@@ -436,6 +474,8 @@ def _drive(
     if not done:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
+            if request.address is None:
+                build_caches(plan)
             with ray_cluster(request.address, request.num_cpus, client_environment()):
                 import ray
                 from ray import tune
@@ -457,7 +497,10 @@ def _drive(
                     tuner = _build_tuner(
                         plan, workspace, trainable, request.resume, recorder, experiment
                     )
-                tuner.fit()
+                try:
+                    tuner.fit()
+                finally:
+                    stop_all()
         except BaseException:
             tracker.close("interrupted", wait_s=0)
             raise

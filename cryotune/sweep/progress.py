@@ -1,9 +1,11 @@
 """The sweep's progress display, a Tune callback reading each pair's study.
 
-On a terminal a table (per pair: trials done/complete/pruned/failed/running, best val mIoU,
-elapsed) is redrawn in place every few seconds. Otherwise (a log file, CI) one line is printed
-when a trial ends, so the log says what happened without repeating itself. It only shows:
-records are written by the searcher (``FinishPairs``).
+On a terminal a table (per pair: trials done/complete/pruned/failed/running, best val mIoU and
+the trial and epoch that reached it, elapsed) is redrawn in place every few seconds
+(``cryotune.terminal``). Otherwise (a log file, CI, a notebook) one line is printed when a trial
+ends, so the log says what happened without repeating itself: the trial's best validation mIoU
+and its epoch, then the pair's counts and best. It only shows: records are written by the
+searcher (``FinishPairs``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,41 @@ import sys
 import time
 
 import optuna
+from optuna.trial import FrozenTrial
 from ray.tune import Callback
 
-from cryotune.sweep.status import STATUS_HEADERS, status_rows, summarize_study
-from cryotune.table import format_table
+from cryotune.sweep.status import (
+    STATUS_HEADERS,
+    PairStatus,
+    best_where,
+    status_rows,
+    summarize_study,
+    trial_best,
+)
+from cryotune.terminal import LiveTable
 
 REDRAW_S = 2.0
+
+
+def trial_line(
+    key: str, number: int | None, how: str, trial: FrozenTrial | None, pair: PairStatus | None
+) -> str:
+    """``glid/unet trial 0 complete: best val mIoU 40.65 at epoch 2 of 3 | 1/3 done: ...``"""
+    line = f"{key} trial {number} {how}"
+    value, epoch = trial_best(trial) if trial is not None else (None, None)
+    if value is not None:
+        last = max(trial.intermediate_values, default=None)
+        of = f" of {last}" if last is not None and last != epoch else ""
+        line += f": best val mIoU {value:.2f} at epoch {epoch}{of}"
+    if pair is not None:
+        best = "-" if pair.best_val_miou is None else f"{pair.best_val_miou:.2f}"
+        where = best_where(pair.best_trial, pair.best_epoch)
+        line += (
+            f" | {pair.done}/{pair.budget} done: {pair.complete} complete, {pair.pruned} pruned, "
+            f"{pair.failed} failed, {pair.running} running | pair best {best}"
+            + ("" if pair.best_val_miou is None else f" ({where})")
+        )
+    return line
 
 
 class SweepProgress(Callback):
@@ -27,13 +58,19 @@ class SweepProgress(Callback):
         self._searcher = searcher
         self._studies: dict[str, optuna.Study] = {}
         self._last_draw = 0.0
-        self._drawn_lines = 0
+        self._table: LiveTable | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_studies"] = {}
-        state["_drawn_lines"] = 0
+        state["_table"] = None
         return state
+
+    @property
+    def table(self) -> LiveTable:
+        if self._table is None:
+            self._table = LiveTable(STATUS_HEADERS, sys.stdout)
+        return self._table
 
     def _study(self, name: str) -> optuna.Study | None:
         if name not in self._studies:
@@ -43,7 +80,7 @@ class SweepProgress(Callback):
             self._studies[name] = optuna.load_study(study_name=name, storage=storage)
         return self._studies[name]
 
-    def _status(self) -> list[dict]:
+    def _status(self) -> list[PairStatus]:
         return [
             summarize_study(
                 self._study(p["study_name"]),
@@ -51,7 +88,7 @@ class SweepProgress(Callback):
                 p["study_name"],
                 p["trials"],
                 self._searcher.is_recorded(p["key"]),
-            ).to_dict()
+            )
             for p in self._pairs
         ]
 
@@ -60,62 +97,51 @@ class SweepProgress(Callback):
         if not force and now - self._last_draw < REDRAW_S:
             return
         self._last_draw = now
-        table = format_table(STATUS_HEADERS, status_rows(self._status()))
-        out = sys.stdout
-        if self._drawn_lines:
-            out.write(f"\x1b[{self._drawn_lines}F\x1b[J")
-        out.write(table + "\n")
-        out.flush()
-        self._drawn_lines = table.count("\n") + 1
+        self.table.show(status_rows([s.to_dict() for s in self._status()]))
 
-    def _log_trial_end(self, trial, how: str) -> None:
-        key = trial.config.get("pair", "?")
-        number = trial.config.get("study_trial")
-        last = trial.last_result or {}
-        status = next((p for p in self._status() if p["key"] == key), None)
-        detail = ""
-        if "restart" not in how and last.get("val_miou") is not None:
-            detail = f" at epoch {last['epoch']} (val mIoU {last['val_miou']:.2f})"
-        summary = ""
-        if status is not None:
-            best = status["best_val_miou"]
-            summary = (
-                f" | {status['done']}/{status['budget']} done: {status['complete']} complete, "
-                f"{status['pruned']} pruned, {status['failed']} failed, {status['running']} "
-                f"running, best {'-' if best is None else f'{best:.2f}'}"
-            )
-        print(
-            f"{time.strftime('%H:%M:%S')} {key} trial {number} {how}{detail}{summary}", flush=True
-        )
-
-    def _outcome(self, trial) -> str:
-        """The trial's state in its study (a resumed trial the study had finished is not re-run)."""
+    def _study_trial(self, trial) -> FrozenTrial | None:
         key, number = trial.config.get("pair"), trial.config.get("study_trial")
         pair = next((p for p in self._pairs if p["key"] == key), None)
         study = self._study(pair["study_name"]) if pair is not None else None
         if study is None or number is None:
+            return None
+        return study.get_trials(deepcopy=False)[number]
+
+    def _log_trial_end(self, trial, how: str) -> None:
+        key = trial.config.get("pair", "?")
+        status = next((s for s in self._status() if s.key == key), None)
+        line = trial_line(
+            key, trial.config.get("study_trial"), how, self._study_trial(trial), status
+        )
+        print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    def _outcome(self, trial) -> str:
+        """The trial's state in its study (a resumed trial the study had finished is not re-run)."""
+        frozen = self._study_trial(trial)
+        if frozen is None:
             return "ended"
-        state = study.get_trials(deepcopy=False)[number].state.name.lower()
+        state = frozen.state.name.lower()
         if state == "complete" and not (trial.last_result or {}).get("final"):
             return "complete (finished before the restart, not run again)"
         return state.replace("fail", "failed")
 
     def on_step_end(self, iteration, trials, **info) -> None:
-        if sys.stdout.isatty():
+        if self.table.enabled:
             self._draw()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        if sys.stdout.isatty():
+        if self.table.enabled:
             self._draw(force=True)
         else:
             self._log_trial_end(trial, self._outcome(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        if sys.stdout.isatty():
+        if self.table.enabled:
             self._draw(force=True)
         else:
             self._log_trial_end(trial, "failed")
 
     def on_experiment_end(self, trials, **info) -> None:
-        if sys.stdout.isatty():
+        if self.table.enabled:
             self._draw(force=True)
+            self.table.stop()

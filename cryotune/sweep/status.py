@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, Outcome, PairCounts, TrialPoint
-from cryotune.sweep.keys import ORPHANED, TUNE_TRIAL_ID
+from cryotune.sweep.keys import ORPHANED, RESULT, TUNE_TRIAL_ID
 
 OUTCOME_OF: dict[TrialState, Outcome] = {
     TrialState.COMPLETE: COMPLETE,
@@ -36,6 +36,8 @@ class PairStatus:
     best_val_miou: float | None
     elapsed_s: float
     finished: bool
+    best_trial: int | None = None
+    best_epoch: int | None = None
 
     @property
     def done(self) -> int:
@@ -53,13 +55,44 @@ def live_trials(study: optuna.Study | None) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
 
 
+def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The complete trial with the highest score (the first of equals), None before one ends."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return max(complete, key=lambda t: t.value) if complete else None
+
+
+def best_epoch(trial: FrozenTrial) -> int | None:
+    """The validated epoch that gave ``trial`` its score: the trainer's own ``best_epoch`` when
+    the study holds its result, else the first epoch whose intermediate value is the highest."""
+    epoch = (trial.user_attrs.get(RESULT) or {}).get("best_epoch")
+    if isinstance(epoch, int) and epoch > 0:
+        return epoch
+    return _top(trial.intermediate_values)[1]
+
+
+def trial_best(trial: FrozenTrial) -> tuple[float | None, int | None]:
+    """A trial's best validation mIoU and its epoch: its score when complete, else the highest
+    value it reported (a pruned or failed trial)."""
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        return trial.value, best_epoch(trial)
+    return _top(trial.intermediate_values)
+
+
+def _top(values: dict[int, float]) -> tuple[float | None, int | None]:
+    """The highest intermediate value and the first epoch that reported it."""
+    if not values:
+        return None, None
+    top = max(values.values())
+    return top, min(step for step, value in values.items() if value == top)
+
+
 def summarize_study(
     study: optuna.Study | None, key: str, study_name: str, budget: int, finished: bool
 ) -> PairStatus:
     trials = live_trials(study)
     orphaned = study.user_attrs.get(ORPHANED, []) if study is not None else []
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = best_trial(trials)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     elapsed = 0.0
@@ -76,9 +109,11 @@ def summarize_study(
         failed=count[TrialState.FAIL],
         running=count[TrialState.RUNNING],
         orphaned=len(orphaned),
-        best_val_miou=max(t.value for t in complete) if complete else None,
+        best_val_miou=best.value if best is not None else None,
         elapsed_s=elapsed,
         finished=finished,
+        best_trial=best.number if best is not None else None,
+        best_epoch=best_epoch(best) if best is not None else None,
     )
 
 
@@ -131,7 +166,15 @@ def format_elapsed(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def best_where(trial: int | None, epoch: int | None) -> str:
+    """Where a best score was reached, for people: ``trial 3, epoch 40``."""
+    if trial is None:
+        return "-"
+    return f"trial {trial}" + ("" if epoch is None else f", epoch {epoch}")
+
+
 def status_rows(pairs: list[dict]) -> list[tuple]:
+    """Table rows of pairs given as ``PairStatus.to_dict()`` or ``PairSummary.model_dump()``."""
     return [
         (
             p["key"],
@@ -141,6 +184,7 @@ def status_rows(pairs: list[dict]) -> list[tuple]:
             p["failed"],
             p["running"],
             "-" if p["best_val_miou"] is None else f"{p['best_val_miou']:.2f}",
+            best_where(*_best_place(p)),
             format_elapsed(p["elapsed_s"]),
             ("finished, record unreadable" if p.get("record_error") else "finished")
             if p["finished"]
@@ -148,6 +192,13 @@ def status_rows(pairs: list[dict]) -> list[tuple]:
         )
         for p in pairs
     ]
+
+
+def _best_place(pair: dict) -> tuple[int | None, int | None]:
+    if "best_trial" in pair:
+        return pair["best_trial"], pair.get("best_epoch")
+    best = pair.get("best_config") or {}
+    return best.get("study_trial"), best.get("epoch")
 
 
 STATUS_HEADERS = (
@@ -158,6 +209,7 @@ STATUS_HEADERS = (
     "failed",
     "running",
     "best val mIoU",
+    "reached at",
     "elapsed",
     "state",
 )

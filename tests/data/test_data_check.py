@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,23 @@ def test_what_cryobench_reads_is_accepted_with_a_warning(synth_copy):
         assert str(path) in _warnings(report)
     assert "has 11 bands" in _warnings(check_dataset("gsdd", root))[str(image)]
     assert "dtype uint16" in _warnings(check_dataset("glid", glid))[str(tile)]
+
+
+def test_data_check_shows_a_progress_bar_on_a_terminal_and_plain_lines_elsewhere(
+    synth_root, cryotune, in_terminal
+):
+    root = synth_root("glid").parent
+    args = ["data", "check", "glid", "--data-root", str(root)]
+    shown = in_terminal(sys.executable, "-m", "cryotune.cli", *args)
+    assert "glid at" in shown and "OK" in shown
+    assert "\x1b[" in shown  # drawn in place
+    assert "━" in shown and "4/4" in shown and "ETA" in shown  # bar, counts, time left
+
+    done = cryotune(*args)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout + done.stderr  # no control codes in a log
+    lines = done.stderr.splitlines()
+    for split, tiles in (("train", 4), ("val", 2), ("test", 2)):
+        assert any(
+            ln.startswith(f"checking glid {split}: {tiles}/{tiles} tiles in") for ln in lines
+        )
