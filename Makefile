@@ -39,12 +39,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # Outside `make test` (long; root; installs Debian packages): build the image and run every role
-# of a cluster from it on this machine (scripts/docker-test.sh), then docker-compose's turn
-# (scripts/compose-test.sh). Heavy runs take /tmp/cryotune-heavy.lock so they never overlap.
+# of a cluster from it on this machine (scripts/docker-test.sh), then through docker-compose
+# (scripts/compose-stage.sh). Heavy runs take /tmp/cryotune-heavy.lock so they never overlap.
 docker-test:
 	flock /tmp/cryotune-heavy.lock bash scripts/docker-test.sh
 
-# A one-node Slurm (slurm-wlm, munge) on this machine runs docker/slurm/cryotune-sweep.sbatch.
+# A one-node Slurm (slurm-wlm, munge) on this machine runs slurm/cryotune-sweep.sbatch.
 slurm-test: $(STAMP)
 	flock /tmp/cryotune-heavy.lock bash scripts/slurm-test.sh
 

@@ -9,6 +9,8 @@
 #   CRYOTUNE_LOCAL_BASE   tag of the local Debian base (default cryotune-base:bookworm)
 #   DEBIAN_MIRROR         mirror for debootstrap  (default: the first one apt is configured with)
 #   CRYOTUNE_KEEP_DOCKERD=1  leave a daemon this script started running at the end
+#   CRYOTUNE_WHEELS_PORT  loopback port serving the wheel folder to the build (default 38917; the
+#                         port is part of a build argument, so a fixed one keeps the layer cached)
 
 CRYOTUNE_IMAGE=${CRYOTUNE_IMAGE:-cryotune:test}
 CRYOTUNE_LOCAL_BASE=${CRYOTUNE_LOCAL_BASE:-cryotune-base:bookworm}
@@ -130,7 +132,11 @@ build_image() {
     local base wheels port server status=0
     base=$(ensure_base)
     wheels=$(bash scripts/wheelhouse.sh)
-    port=$(free_port)
+    port=${CRYOTUNE_WHEELS_PORT:-38917}
+    if ! python3 -c "import socket, sys; socket.socket().bind(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null; then
+        port=$(free_port)
+        log "port ${CRYOTUNE_WHEELS_PORT:-38917} is taken: serving wheels on $port (no cached install layer)"
+    fi
     python3 -m http.server --bind 127.0.0.1 --directory "$wheels" "$port" >"$WORK/wheels-http.log" 2>&1 &
     server=$!
     log "building $CRYOTUNE_IMAGE on $base"

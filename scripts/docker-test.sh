@@ -17,6 +17,9 @@
 # it without. Everything started here is removed at the end, pass or fail (dockerd too, when this
 # script started it; CRYOTUNE_KEEP_DOCKERD=1 keeps it).
 #
+# Then docker-compose's turn (scripts/compose-stage.sh): docker/compose.yaml with
+# docker/compose.host.yaml, its services up from the same image, a sweep and the API through them.
+#
 # Settings: see scripts/docker-lib.sh; CRYOTUNE_TEST_KEEP=1 keeps the work folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +52,10 @@ cleanup() {
             done
         fi
         dk rm -f $ids >/dev/null
+    fi
+    if [[ -n "${COMPOSE_FILE_RUN:-}" ]]; then
+        [[ $status -eq 0 ]] || compose logs --no-color >"$WORK/compose-services.log" 2>&1
+        compose down -v --remove-orphans >/dev/null 2>&1
     fi
     [[ -z "$PG" ]] || bash scripts/postgres.sh stop "$PG_DIR"
     stop_dockerd
@@ -198,4 +205,7 @@ echo "ok: the API container answers /best/glid with the token"
 refused=$(http_status "$API/best/glid" | head -n 1)
 [[ $refused == 401 ]] || die "/best/glid without the token answered $refused, not 401"
 echo "ok: the API container refuses /best/glid without the token (401)"
+
+dk rm -f $(dk ps -aq --filter "label=$LABEL") >/dev/null # free the ports for compose's services
+source scripts/compose-stage.sh
 log "docker-test passed"
