@@ -51,7 +51,7 @@ cleanup() {
                 dk logs "$id" >"$WORK/container-$(dk inspect -f '{{.Name}}' "$id" | tr -d /).log" 2>&1
             done
         fi
-        dk rm -f $ids >/dev/null
+        dk rm -f -v $ids >/dev/null
     fi
     if [[ -n "${COMPOSE_FILE_RUN:-}" ]]; then
         [[ $status -eq 0 ]] || compose logs --no-color >"$WORK/compose-services.log" 2>&1
@@ -206,6 +206,6 @@ refused=$(http_status "$API/best/glid" | head -n 1)
 [[ $refused == 401 ]] || die "/best/glid without the token answered $refused, not 401"
 echo "ok: the API container refuses /best/glid without the token (401)"
 
-dk rm -f $(dk ps -aq --filter "label=$LABEL") >/dev/null # free the ports for compose's services
+dk rm -f -v $(dk ps -aq --filter "label=$LABEL") >/dev/null # free the ports for compose's services
 source scripts/compose-stage.sh
 log "docker-test passed"
