@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= cryotune-demo
 
-.PHONY: install test check lint demo bench clean lock
+.PHONY: install test check lint demo bench clean lock docker-test slurm-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Outside `make test` (long; root; installs Debian packages): build the image and run every role
+# of a cluster from it on this machine (scripts/docker-test.sh), then through docker-compose
+# (scripts/compose-stage.sh). Heavy runs take /tmp/cryotune-heavy.lock so they never overlap.
+docker-test:
+	flock /tmp/cryotune-heavy.lock bash scripts/docker-test.sh
+
+# A one-node Slurm (slurm-wlm, munge) on this machine runs slurm/cryotune-sweep.sbatch.
+slurm-test: $(STAMP)
+	flock /tmp/cryotune-heavy.lock bash scripts/slurm-test.sh
 
 # Resolve pyproject.toml's ranges afresh in a throwaway venv and pin what resolved.
 lock:
