@@ -130,9 +130,10 @@ def test_the_report_answers_as_json_or_as_the_papers_table_in_markdown(api, api_
     report = api.get(f"/report/{api_sweep.name}").json()
     assert report["sweeps"] == [api_sweep.name]
     assert [r["model"] for r in report["rows"]] == ["ssl4eo_mae", "unet"]  # the paper's order
+    glid = [c["dataset"] for c in report["columns"]].index("glid")
     for row in report["rows"]:
-        (cell,) = row["cells"]
-        record = records[row["model"]]
+        cell = row["cells"][glid]
+        record = records[f"glid/{row['model']}"]
         assert cell["state"] == "complete"
         assert cell["test_miou"] == pytest.approx(record["best"]["test_metrics"]["miou"])
         assert cell["reference"] == PAPER_FROZEN_MIOU[row["model"]]["glid"]
@@ -140,7 +141,7 @@ def test_the_report_answers_as_json_or_as_the_papers_table_in_markdown(api, api_
     markdown = api.get(f"/report/{api_sweep.name}", params={"format": "md"})
     assert markdown.status_code == 200
     assert markdown.headers["content-type"].startswith("text/markdown")
-    assert "| model | GLID | avg |" in markdown.text and "| U-Net |" in markdown.text
+    assert "| model | GLID | CaFFe | avg |" in markdown.text and "| U-Net |" in markdown.text
     assert api.get(f"/report/{api_sweep.name}", params={"format": "csv"}).text.startswith(
         "model,dataset,state"
     )
