@@ -148,14 +148,14 @@ EOF
 left_of_job() { # PIDs of processes still carrying SLURM_JOB_ID=$1
     local pid
     for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "SLURM_JOB_ID=$1" && echo "$pid"
+        tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "SLURM_JOB_ID=$1" && echo "$pid"
     done
     return 0
 }
-check_sweep() { # check_sweep NAME EPOCHS TRIALS
+check_sweep() { # check_sweep NAME EPOCHS TRIALS [FLAGS]
     "$VENV/bin/python" scripts/docker_check.py sweep --sweep-dir "$WORK/runs/$1" \
         --optuna "$CRYOTUNE_OPTUNA_STORAGE" --tracking "$MLFLOW_TRACKING_URI" --name "$1" \
-        --epochs "$2" --trials "$3" --pairs glid/unet
+        --epochs "$2" --trials "$3" --pairs glid/unet "${@:4}"
 }
 no_job_left() { # no_job_left JOBID: waits for the job's processes to go (KillWait), then checks
     local left
@@ -177,7 +177,7 @@ submit() { # submit NAME [SBATCH FLAGS] -- [SWEEP FLAGS]: the job id goes to $WO
         "${flags[@]}" slurm/cryotune-sweep.sbatch glid --config "$WORK/$name.yaml" --name "$name" \
         --workspace "$WORK/runs" "$@" >"$WORK/job" &
     wait $! || status=$?
-    cat "$WORK"/$name-*.out >"$WORK/$name.log" 2>/dev/null
+    cat "$WORK"/$name-*.out >"$WORK/$name.log" 2>/dev/null || true
     return "$status"
 }
 
@@ -210,6 +210,6 @@ submit slurm-cancel --wait -- --resume \
     || { tail -n 40 "$WORK/slurm-cancel.log" >&2; die "the resumed sweep failed"; }
 job=$(cat "$WORK/job")
 log "job $job (slurm-cancel --resume) completed in $(($(date +%s) - t0)) s"
-check_sweep slurm-cancel 5 2
+check_sweep slurm-cancel 5 2 --driver-killed "$lost"
 no_job_left "$job"
 log "slurm-test passed"
