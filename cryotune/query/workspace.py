@@ -11,14 +11,19 @@ import threading
 from pathlib import Path
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from cryotune.documents.plan import PlannedPair
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import NotFoundError
-from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
-from cryotune.sweep.keys import RESULT
-from cryotune.sweep.status import live_trials, summarize_study
+from cryotune.query.models import (
+    BestSoFar,
+    PairSummary,
+    SweepDetail,
+    SweepSummary,
+    TrialCounts,
+)
+from cryotune.sweep.status import best_complete, best_trial, live_trials, summarize_study
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
 
 
@@ -41,6 +46,10 @@ class WorkspaceSource:
 
     def sweeps(self) -> list[SweepDetail]:
         return [self._detail(w) for w in list_sweeps(self.root)]
+
+    def summaries(self, names: list[str]) -> list[SweepSummary]:
+        workspaces = {w.name: w for w in list_sweeps(self.root)}
+        return [self._detail(workspaces[n]).summary() for n in names if n in workspaces]
 
     def sweep(self, name: str) -> SweepDetail:
         workspaces = {w.name: w for w in list_sweeps(self.root)}
@@ -115,8 +124,7 @@ def _pair(
 ) -> PairSummary:
     finished = record is not None
     status = summarize_study(study, pair.key, pair.study_name, pair.trials, finished)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = max(complete, key=lambda t: t.value) if complete else None
+    best = best_complete(trials)
     state = "finished" if finished else "running" if live and status.running else "waiting"
     return PairSummary(
         key=pair.key,
@@ -143,12 +151,8 @@ def _pair(
 
 
 def _best_so_far(trial: FrozenTrial) -> BestSoFar:
-    config = (trial.user_attrs.get(RESULT) or {}).get("config") or {}
-    return BestSoFar(
-        lr=config.get("lr", trial.params.get("lr")),
-        depth=config.get("depth", trial.params.get("depth")),
-        study_trial=trial.number,
-    )
+    best = best_trial(trial)
+    return BestSoFar(lr=best.lr, depth=best.depth, study_trial=best.number)
 
 
 def _mtime(path: Path) -> dt.datetime:

@@ -9,8 +9,17 @@ from dataclasses import asdict, dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, Outcome, PairCounts, TrialPoint
-from cryotune.sweep.keys import ORPHANED, TUNE_TRIAL_ID
+from cryotune.observer import (
+    COMPLETE,
+    FAILED,
+    PRUNED,
+    BestTrial,
+    EndedTrial,
+    Outcome,
+    PairCounts,
+    TrialPoint,
+)
+from cryotune.sweep.keys import ORPHANED, RESULT, TUNE_TRIAL_ID
 
 OUTCOME_OF: dict[TrialState, Outcome] = {
     TrialState.COMPLETE: COMPLETE,
@@ -82,16 +91,32 @@ def summarize_study(
     )
 
 
+def best_complete(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return max(complete, key=lambda t: t.value) if complete else None
+
+
+def best_trial(trial: FrozenTrial) -> BestTrial:
+    """A complete trial's number, lr and depth (as it trained: from its result's config)."""
+    config = (trial.user_attrs.get(RESULT) or {}).get("config") or {}
+    return BestTrial(
+        number=trial.number,
+        lr=config.get("lr", trial.params.get("lr")),
+        depth=config.get("depth", trial.params.get("depth")),
+    )
+
+
 def pair_counts(study: optuna.Study | None) -> PairCounts:
     trials = live_trials(study)
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
-    scores = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = best_complete(trials)
     return PairCounts(
         complete=count[TrialState.COMPLETE],
         pruned=count[TrialState.PRUNED],
         failed=count[TrialState.FAIL],
         running=count[TrialState.RUNNING],
-        best_val_miou=max(scores) if scores else None,
+        best_val_miou=best.value if best is not None else None,
+        best=best_trial(best) if best is not None else None,
     )
 
 

@@ -24,7 +24,7 @@ from cryotune.documents.record import PairRecord, RecordIds, leaderboard
 from cryotune.errors import CryotuneError
 from cryotune.files import write_json_atomic
 from cryotune.masking import masked_url, masked_urls
-from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, PairCounts, PairEnd
+from cryotune.observer import COMPLETE, FAILED, PRUNED, BestTrial, EndedTrial, PairCounts, PairEnd
 from cryotune.tracking import plots
 from cryotune.tracking.names import (
     CONFUSION_PNG,
@@ -40,6 +40,9 @@ from cryotune.tracking.names import (
     RECORD_ARTIFACT,
     STATE_FINISHED,
     STATE_RUNNING,
+    TAG_BEST_DEPTH,
+    TAG_BEST_LR,
+    TAG_BEST_STUDY_TRIAL,
     TAG_DATASET,
     TAG_DATASETS,
     TAG_LEVEL,
@@ -99,6 +102,15 @@ def count_metrics(counts: PairCounts) -> dict:
     if counts.best_val_miou is not None:
         values["best_val_miou"] = counts.best_val_miou
     return values
+
+
+def best_tags(best: BestTrial) -> dict:
+    """The pair run's tags naming its best trial so far."""
+    return {
+        TAG_BEST_STUDY_TRIAL: str(best.number),
+        TAG_BEST_LR: repr(best.lr),
+        TAG_BEST_DEPTH: str(best.depth),
+    }
 
 
 def leaderboard_table(records: list[PairRecord]) -> dict:
@@ -267,6 +279,8 @@ class SweepTracker:
         if counts is not None:
             box = self._pair_box(trial.pair)
             box.append("metrics", metrics=count_metrics(counts), step=counts.done)
+            if counts.best is not None and counts.best.number == trial.study_trial:
+                box.append("tags", tags=best_tags(counts.best))  # this trial is the new best
             box.deliver(self.client, wait=False)
 
     def record_ids(self, pair: str, tune_trial_id: str | None) -> RecordIds:
@@ -305,7 +319,8 @@ class SweepTracker:
             metrics=values,
             step=record.trials.complete + record.trials.pruned + record.trials.failed,
         )
-        box.append("tags", tags={TAG_STATE: STATE_FINISHED})
+        best = end.counts.best
+        box.append("tags", tags={TAG_STATE: STATE_FINISHED, **(best_tags(best) if best else {})})
         box.append("status", status="FINISHED")
 
     def pair_recorded(self, pair: str, dataset_records: list[PairRecord]) -> None:

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from cryotune.cli import main
 from cryotune.errors import NotFoundError
-from cryotune.query.service import Query, open_query
+from cryotune.query.service import PageTokenError, Query, open_query
 
 SWEEP = "query-glid"
 
@@ -109,3 +109,17 @@ def test_a_corrupt_record_is_reported_where_its_pair_is_shown(finished_workspace
     assert "finished, record unreadable" in out and str(record) in out
     assert main(["best", "glid", "--workspace", str(workspace)]) == 1
     assert str(record) in capsys.readouterr().err
+
+
+def test_the_sweep_list_pages_by_name(planned_sweeps, tmp_path):
+    query = open_query(planned_sweeps(tmp_path / "runs", "c-sweep", "a-sweep", "b-sweep"))
+    first = query.sweep_page(limit=2)
+    assert [s.name for s in first.sweeps] == ["a-sweep", "b-sweep"]
+    second = query.sweep_page(limit=2, page_token=first.next_page_token)
+    assert [s.name for s in second.sweeps] == ["c-sweep"] and second.next_page_token is None
+    whole = query.sweep_page()
+    assert whole.sweeps == query.sweeps() and whole.next_page_token is None
+    assert {s.state for s in whole.sweeps} == {"interrupted"}  # planned, no driver, no record
+    assert query.sweep_page(state="finished", limit=1).sweeps == []
+    with pytest.raises(PageTokenError, match="page_token"):
+        query.sweep_page(page_token="%%")
