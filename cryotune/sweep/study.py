@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from cryotune.documents.document import DocumentError
 from cryotune.documents.trial_result import TrialResult
 from cryotune.sweep.keys import ERROR, FINAL, ORPHANED, RESULT, TRIAL_RESULT, TUNE_TRIAL_ID
+from cryotune.sweep.storage import study_storage
 
 
 class GridPoints(optuna.samplers.GridSampler):
@@ -101,7 +102,7 @@ class StudySearch:
 
     def _open(self) -> _Opened:
         if self._opened is None:
-            storage = optuna.storages.RDBStorage(self.storage_url)
+            storage = study_storage(self.storage_url)
             study = optuna.create_study(
                 study_name=self.study_name,
                 storage=storage,
