@@ -4,6 +4,10 @@ On a terminal a table (per pair: trials done/complete/pruned/failed/running, bes
 elapsed) is redrawn in place every few seconds. Otherwise (a log file, CI) one line is printed
 when a trial ends, so the log says what happened without repeating itself. It only shows:
 records are written by the searcher (``FinishPairs``).
+
+Each pair's row is read from its study again only when one of its trials started, reported or
+ended since the last draw (a running pair's elapsed time grows, so it is read every draw): with
+100 pairs, reading every study for every draw or trial end cost the driver more than the trials.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import optuna
 from ray.tune import Callback
 
 from cryotune.sweep.status import STATUS_HEADERS, status_rows, summarize_study
+from cryotune.sweep.storage import study_storage
 from cryotune.table import format_table
 
 REDRAW_S = 2.0
@@ -26,34 +31,49 @@ class SweepProgress(Callback):
         self._storage_url = storage_url
         self._searcher = searcher
         self._studies: dict[str, optuna.Study] = {}
+        self._rows: dict[str, dict] = {}
+        self._stale: set[str] = {p["key"] for p in pairs}
         self._last_draw = 0.0
         self._drawn_lines = 0
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_studies"] = {}
+        state["_rows"] = {}
+        state["_stale"] = {p["key"] for p in self._pairs}
         state["_drawn_lines"] = 0
         return state
 
     def _study(self, name: str) -> optuna.Study | None:
         if name not in self._studies:
-            storage = optuna.storages.RDBStorage(self._storage_url)
+            storage = study_storage(self._storage_url)
             if name not in optuna.get_all_study_names(storage):
                 return None
             self._studies[name] = optuna.load_study(study_name=name, storage=storage)
         return self._studies[name]
 
-    def _status(self) -> list[dict]:
-        return [
-            summarize_study(
-                self._study(p["study_name"]),
-                p["key"],
-                p["study_name"],
-                p["trials"],
-                self._searcher.is_recorded(p["key"]),
+    def _pair_status(self, pair: dict) -> dict:
+        """The pair's row, read from its study if something happened to it since last read."""
+        key = pair["key"]
+        recorded = self._searcher.is_recorded(key)
+        if key in self._stale or self._rows.get(key, {}).get("finished") != recorded:
+            row = summarize_study(
+                self._study(pair["study_name"]),
+                key,
+                pair["study_name"],
+                pair["trials"],
+                recorded,
             ).to_dict()
-            for p in self._pairs
-        ]
+            self._rows[key] = row
+            if not row["running"]:
+                self._stale.discard(key)
+        return self._rows[key]
+
+    def _status(self) -> list[dict]:
+        return [self._pair_status(p) for p in self._pairs]
+
+    def _touched(self, trial) -> None:
+        self._stale.add(trial.config.get("pair"))
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -72,7 +92,8 @@ class SweepProgress(Callback):
         key = trial.config.get("pair", "?")
         number = trial.config.get("study_trial")
         last = trial.last_result or {}
-        status = next((p for p in self._status() if p["key"] == key), None)
+        pair = next((p for p in self._pairs if p["key"] == key), None)
+        status = self._pair_status(pair) if pair is not None else None
         detail = ""
         if "restart" not in how and last.get("val_miou") is not None:
             detail = f" at epoch {last['epoch']} (val mIoU {last['val_miou']:.2f})"
@@ -104,13 +125,21 @@ class SweepProgress(Callback):
         if sys.stdout.isatty():
             self._draw()
 
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._touched(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self._touched(trial)
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._touched(trial)
         if sys.stdout.isatty():
             self._draw(force=True)
         else:
             self._log_trial_end(trial, self._outcome(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._touched(trial)
         if sys.stdout.isatty():
             self._draw(force=True)
         else:
