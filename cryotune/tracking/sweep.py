@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,9 +153,10 @@ class SweepTracker:
     pair_run_ids: dict[str, str]
     _client: object = field(default=None, repr=False)
     _boxes: dict = field(default_factory=dict, repr=False)
+    _ends: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_client": None, "_boxes": {}}
+        return {**self.__dict__, "_client": None, "_boxes": {}, "_ends": None}
 
     @classmethod
     def open(
@@ -268,7 +270,28 @@ class SweepTracker:
         }
 
     def trial_ended(self, trial: EndedTrial, counts: PairCounts | None) -> None:
-        """Mark the trial's run with its outcome, and count it in the pair run."""
+        """Mark the trial's run with its outcome and count it in the pair run, on a background
+        thread (one, so trial ends keep their order): spooling may wait for the trial's worker
+        delivering the same run, and delivery for the store. At 100 pairs on a tracking server
+        this took 0.16 s per trial on Tune's event loop, while every slot waited."""
+        if self._ends is None:
+            self._ends = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryotune-ends")
+        self._ends.submit(self._end_trial, trial, counts)
+
+    def settle(self) -> None:
+        """Wait until the trial ends handed to the background thread are spooled and tried."""
+        if self._ends is not None:
+            self._ends.submit(lambda: None).result()
+
+    def _end_trial(self, trial: EndedTrial, counts: PairCounts | None) -> None:
+        try:
+            self._spool_trial_end(trial, counts)
+        except Exception:  # an observer must not fail the sweep; the next close reconciles
+            log.warning(
+                "MLflow: could not spool the end of trial %s", trial.trial_id, exc_info=True
+            )
+
+    def _spool_trial_end(self, trial: EndedTrial, counts: PairCounts | None) -> None:
         outbox = self._outbox(self.trials_dir / trial.trial_id)
         if not outbox.has_operations():  # the trial never started in a worker
             context = self.trial_context(trial.pair)
@@ -302,6 +325,7 @@ class SweepTracker:
     def pair_ending(self, end: PairEnd) -> None:
         """Deliver what the pair's trials spooled; spool the pair run's plots, record, final
         metrics and FINISHED status (delivered by ``pair_recorded``)."""
+        self.settle()
         for trial_id in end.trial_ids:
             box = self._outbox(self.trials_dir / trial_id)
             if box.has_operations() and not box.deliver(self.client, force=True):
@@ -340,12 +364,13 @@ class SweepTracker:
         """Spool the end of every run whose trial ended, or whose pair has a record, but whose
         outbox does not end it: a driver killed between the two left it RUNNING. Returns how
         many runs were closed."""
+        self.settle()
         closed = 0
         for trial in ended:
             box = self._outbox(self.trials_dir / trial.trial_id)
             last = (box.last("status") or {}).get("status")
             if box.has_operations() and last != RUN_STATUS[trial.outcome]:
-                self.trial_ended(trial, None)
+                self._spool_trial_end(trial, None)
                 closed += 1
         for record in recorded:
             box = self._pair_box(record.key)
@@ -428,6 +453,7 @@ class SweepTracker:
         """Set the sweep's state and deliver everything, waiting up to ``wait_s`` for the store;
         ``refresh()`` (the sweep's) gives records the run ids learned meanwhile and says
         whether one changed. Notes for the user when runs still wait."""
+        self.settle()
         box = self._outbox(self.folder / SWEEP_FOLDER)
         box.append("tags", tags={TAG_STATE: state})
         box.append("status", status="FINISHED" if state == STATE_FINISHED else "KILLED")
