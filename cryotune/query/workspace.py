@@ -23,7 +23,8 @@ from cryotune.query.models import (
     SweepSummary,
     TrialCounts,
 )
-from cryotune.sweep.status import best_complete, best_trial, live_trials, summarize_study
+from cryotune.sweep.keys import ORPHANED
+from cryotune.sweep.status import best_complete, best_trial, summarize_trials, without_orphans
 from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
 
 
@@ -59,10 +60,11 @@ class WorkspaceSource:
 
     def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]:
         """Every record of every sweep (of ``dataset``), unreadable files as stand-ins."""
+        pattern = "*.json" if dataset is None else f"{dataset}__*.json"  # DATASET__MODEL.json
         found = [
             read_record(path)
             for workspace in list_sweeps(self.root)
-            for path in sorted(workspace.records_dir.glob("*.json"))
+            for path in sorted(workspace.records_dir.glob(pattern))
         ]
         return [r for r in found if dataset is None or r.dataset == dataset]
 
@@ -72,38 +74,41 @@ class WorkspaceSource:
                 self._storages[url] = optuna.storages.RDBStorage(url)
             return self._storages[url]
 
-    def _studies(self, workspace: SweepWorkspace, url: str) -> dict[str, optuna.Study]:
-        """The sweep's studies that exist yet (none before the study database is made)."""
+    def _pair_trials(
+        self, workspace: SweepWorkspace, url: str
+    ) -> dict[str, tuple[list[FrozenTrial], int]]:
+        """Each study of the sweep that exists yet (none before its database is made): its live
+        trials and how many were orphaned. Read through the storage, one study list for all
+        pairs and one trial list per pair, so a sweep of 100 pairs costs 100 trial reads."""
         if url == workspace.optuna_url and not workspace.optuna_file.exists():
             return {}
         storage = self._storage(url)
-        names = set(optuna.get_all_study_names(storage))
         prefix = f"{workspace.name}/"
-        return {
-            name: optuna.load_study(study_name=name, storage=storage)
-            for name in names
-            if name.startswith(prefix)
-        }
+        found = {}
+        for study in storage.get_all_studies():
+            if not study.study_name.startswith(prefix):
+                continue
+            study_id = storage.get_study_id_from_name(study.study_name)
+            trials = storage.get_all_trials(study_id, deepcopy=False)
+            orphaned = len(study.user_attrs.get(ORPHANED, []))
+            found[study.study_name] = (without_orphans(trials, study.user_attrs), orphaned)
+        return found
 
     def _detail(self, workspace: SweepWorkspace) -> SweepDetail:
         plan = workspace.read_plan()
         url = workspace.storage_url(plan.optuna_storage)
-        studies = self._studies(workspace, url)
+        studies = self._pair_trials(workspace, url)
         driver = workspace.driver_owner()
-        records = {
-            pair.key: workspace.record_path(pair.dataset, pair.model) for pair in plan.pair_plans
-        }
         pairs = []
         times = [_mtime(workspace.plan_file)]
         for pair in plan.pair_plans:
-            study = studies.get(pair.study_name)
-            trials = live_trials(study)
+            trials, orphaned = studies.get(pair.study_name, ([], 0))
             times += [t for trial in trials for t in _trial_times(trial)]
-            path = records[pair.key]
+            path = workspace.record_path(pair.dataset, pair.model)
             record = read_record(path) if path.exists() else None
             if record is not None:
                 times.append(_mtime(path))
-            pairs.append(_pair(pair, study, trials, record, driver is not None))
+            pairs.append(_pair(pair, trials, orphaned, record, driver is not None))
         finished = all(p.finished for p in pairs)
         state = "finished" if finished else "running" if driver is not None else "interrupted"
         return SweepDetail(
@@ -120,10 +125,10 @@ class WorkspaceSource:
 
 
 def _pair(
-    pair: PlannedPair, study: optuna.Study | None, trials: list[FrozenTrial], record, live: bool
+    pair: PlannedPair, trials: list[FrozenTrial], orphaned: int, record, live: bool
 ) -> PairSummary:
     finished = record is not None
-    status = summarize_study(study, pair.key, pair.study_name, pair.trials, finished)
+    status = summarize_trials(trials, orphaned, pair.key, pair.study_name, pair.trials, finished)
     best = best_complete(trials)
     state = "finished" if finished else "running" if live and status.running else "waiting"
     return PairSummary(

@@ -58,15 +58,33 @@ def live_trials(study: optuna.Study | None) -> list[FrozenTrial]:
     """The study's trials less the orphaned ones (never trained, see StudySearch.reconcile)."""
     if study is None:
         return []
-    orphaned = set(study.user_attrs.get(ORPHANED, []))
-    return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
+    return without_orphans(study.get_trials(deepcopy=False), study.user_attrs)
+
+
+def without_orphans(trials: list[FrozenTrial], study_attrs: dict) -> list[FrozenTrial]:
+    """``trials`` less those the study's user attributes name orphaned."""
+    orphaned = set(study_attrs.get(ORPHANED, []))
+    return [t for t in trials if t.number not in orphaned]
 
 
 def summarize_study(
     study: optuna.Study | None, key: str, study_name: str, budget: int, finished: bool
 ) -> PairStatus:
-    trials = live_trials(study)
-    orphaned = study.user_attrs.get(ORPHANED, []) if study is not None else []
+    attrs = study.user_attrs if study is not None else {}
+    trials = without_orphans(study.get_trials(deepcopy=False), attrs) if study is not None else []
+    orphaned = len(attrs.get(ORPHANED, []))
+    return summarize_trials(trials, orphaned, key, study_name, budget, finished)
+
+
+def summarize_trials(
+    trials: list[FrozenTrial],
+    orphaned: int,
+    key: str,
+    study_name: str,
+    budget: int,
+    finished: bool,
+) -> PairStatus:
+    """A pair's status from its live trials (``orphaned``: how many were left out)."""
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     starts = [t.datetime_start for t in trials if t.datetime_start]
@@ -84,7 +102,7 @@ def summarize_study(
         pruned=count[TrialState.PRUNED],
         failed=count[TrialState.FAIL],
         running=count[TrialState.RUNNING],
-        orphaned=len(orphaned),
+        orphaned=orphaned,
         best_val_miou=max(t.value for t in complete) if complete else None,
         elapsed_s=elapsed,
         finished=finished,
