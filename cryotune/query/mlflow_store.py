@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryotune.documents.document import DocumentError
@@ -69,6 +70,8 @@ QUIET_CLIENT = {
 retry for minutes when a tracking server is away, so a reader answers at once."""
 
 _PAGE = 1000
+DOWNLOADS = 8
+"""Record artifacts fetched at once (a server answers each in a round trip)."""
 _RUN_STATES = {"RUNNING": STATE_RUNNING, "FINISHED": STATE_FINISHED}
 _TRIAL_STATES = (STATUS_COMPLETE, STATUS_PRUNED, STATUS_FAILED, STATUS_RUNNING)
 
@@ -111,10 +114,11 @@ class MlflowSource:
         return [d.summary() for d in self._details(wanted, best=False)]
 
     def sweep(self, name: str) -> SweepDetail:
-        experiments = self._experiments()
-        if name not in experiments:
-            raise NotFoundError("sweep", name, experiments, self.where)
-        (detail,) = self._details({name: experiments[name]}, best=True)
+        experiment = self._call(self._client.get_experiment_by_name, name)
+        known = experiment is not None and experiment.lifecycle_stage == "active"
+        if not known or experiment.tags.get(TAG_SWEEP) != name:
+            raise NotFoundError("sweep", name, self._experiments(), self.where)
+        (detail,) = self._details({name: experiment.experiment_id}, best=True)
         return detail
 
     def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]:
@@ -123,10 +127,12 @@ class MlflowSource:
         match = {TAG_LEVEL: LEVEL_PAIR, TAG_STATE: STATE_FINISHED}
         if dataset is not None:
             match[TAG_DATASET] = dataset
+        runs = list(_matching(self._runs(experiments, run_filter(match)), match))
+        with ThreadPoolExecutor(max_workers=DOWNLOADS) as pool:  # each one a round trip
+            found = list(pool.map(lambda r: self._artifact(r.info.run_id, RECORD_ARTIFACT), runs))
         records: list[PairRecord | UnreadableRecord] = []
-        for run in _matching(self._runs(experiments, run_filter(match)), match):
+        for run, data in zip(runs, found, strict=True):
             tags = run.data.tags
-            data = self._artifact(run.info.run_id, RECORD_ARTIFACT)
             if data is None:
                 continue
             where = f"MLflow run {run.info.run_id} {RECORD_ARTIFACT}"
@@ -268,13 +274,11 @@ class MlflowSource:
         ids = list(experiments.values())
         by_experiment: dict[str, dict[str, list]] = {i: {} for i in ids}
         running = f"{_level(LEVEL_TRIAL)} and tags.`{TAG_STATUS}` = '{STATUS_RUNNING}'"
-        for level, query in (
-            (LEVEL_SWEEP, _level(LEVEL_SWEEP)),
-            (LEVEL_PAIR, _level(LEVEL_PAIR)),
-            (STATUS_RUNNING, running),
-        ):
+        for query in (f"tags.`{TAG_LEVEL}` != '{LEVEL_TRIAL}'", running):  # sweep and pair runs
             for run in self._runs(ids, query):
-                by_experiment[run.info.experiment_id].setdefault(level, []).append(run)
+                level = run.data.tags.get(TAG_LEVEL)
+                group = STATUS_RUNNING if level == LEVEL_TRIAL else level
+                by_experiment[run.info.experiment_id].setdefault(group, []).append(run)
         return [
             self._detail(name, experiment_id, by_experiment[experiment_id], best)
             for name, experiment_id in experiments.items()
@@ -315,7 +319,8 @@ class MlflowSource:
         tags = sweep_run.data.tags if sweep_run else {}
         known = [*sweep_runs, *pair_runs.values(), *runs.get(STATUS_RUNNING, [])]
         times = [t for run in known for t in (run.info.start_time, run.info.end_time) if t]
-        times.append(self._last_ended(experiment_id) or 0)
+        if sweep_run is None or not sweep_run.info.end_time:  # ended: its end is the last
+            times.append(self._last_ended(experiment_id) or 0)
         return SweepDetail(
             name=name,
             state=state,

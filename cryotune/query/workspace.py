@@ -1,7 +1,10 @@
 """Query source over a workspace folder: sweep plans, Optuna studies and best-config records.
 
 Reads only what a sweep writes as it goes (the studies are updated by every trial), so it answers
-while a sweep is running, from any process, without the driver.
+while a sweep is running, from any process, without the driver. A finished pair is read from its
+record, which the sweep wrote from the study once nothing of the pair could change, so only the
+studies of pairs still running are read: a study costs ~10 ms to read through Optuna, and a
+finished sweep of 100 pairs read its studies in over a second.
 """
 
 from __future__ import annotations
@@ -75,18 +78,16 @@ class WorkspaceSource:
             return self._storages[url]
 
     def _pair_trials(
-        self, workspace: SweepWorkspace, url: str
+        self, workspace: SweepWorkspace, url: str, names: set[str]
     ) -> dict[str, tuple[list[FrozenTrial], int]]:
-        """Each study of the sweep that exists yet (none before its database is made): its live
-        trials and how many were orphaned. Read through the storage, one study list for all
-        pairs and one trial list per pair, so a sweep of 100 pairs costs 100 trial reads."""
-        if url == workspace.optuna_url and not workspace.optuna_file.exists():
+        """Each of the studies ``names`` that exists yet (none before the database is made):
+        its live trials and how many were orphaned; one study list, one trial read a study."""
+        if not names or url == workspace.optuna_url and not workspace.optuna_file.exists():
             return {}
         storage = self._storage(url)
-        prefix = f"{workspace.name}/"
         found = {}
         for study in storage.get_all_studies():
-            if not study.study_name.startswith(prefix):
+            if study.study_name not in names:
                 continue
             study_id = storage.get_study_id_from_name(study.study_name)
             trials = storage.get_all_trials(study_id, deepcopy=False)
@@ -97,17 +98,26 @@ class WorkspaceSource:
     def _detail(self, workspace: SweepWorkspace) -> SweepDetail:
         plan = workspace.read_plan()
         url = workspace.storage_url(plan.optuna_storage)
-        studies = self._pair_trials(workspace, url)
         driver = workspace.driver_owner()
-        pairs = []
         times = [_mtime(workspace.plan_file)]
+        records = {}
         for pair in plan.pair_plans:
+            path = workspace.record_path(pair.dataset, pair.model)
+            if path.exists():
+                records[pair.key] = read_record(path)
+                times.append(_mtime(path))
+        unrecorded = {
+            p.study_name for p in plan.pair_plans if not isinstance(records.get(p.key), PairRecord)
+        }
+        studies = self._pair_trials(workspace, url, unrecorded)
+        pairs = []
+        for pair in plan.pair_plans:
+            record = records.get(pair.key)
+            if isinstance(record, PairRecord):
+                pairs.append(_recorded_pair(pair, record))
+                continue
             trials, orphaned = studies.get(pair.study_name, ([], 0))
             times += [t for trial in trials for t in _trial_times(trial)]
-            path = workspace.record_path(pair.dataset, pair.model)
-            record = read_record(path) if path.exists() else None
-            if record is not None:
-                times.append(_mtime(path))
             pairs.append(_pair(pair, trials, orphaned, record, driver is not None))
         finished = all(p.finished for p in pairs)
         state = "finished" if finished else "running" if driver is not None else "interrupted"
@@ -152,6 +162,35 @@ def _pair(
         if isinstance(record, PairRecord)
         else None,
         record_error=record.error if isinstance(record, UnreadableRecord) else None,
+    )
+
+
+def _recorded_pair(pair: PlannedPair, record: PairRecord) -> PairSummary:
+    """A finished pair as its record has it (counts, best result and config, wall time)."""
+    trials = record.trials
+    best = None
+    if record.complete:
+        best = BestSoFar(
+            lr=record.config.lr, depth=record.config.depth, study_trial=record.ids.study_trial
+        )
+    return PairSummary(
+        key=pair.key,
+        dataset=pair.dataset,
+        model=pair.model,
+        study_name=pair.study_name,
+        state="finished",
+        finished=True,
+        budget=pair.trials,
+        complete=trials.complete,
+        pruned=trials.pruned,
+        failed=trials.failed,
+        running=0,
+        done=trials.complete + trials.pruned + trials.failed,
+        orphaned=trials.orphaned,
+        best_val_miou=record.val_miou,
+        best_config=best,
+        elapsed_s=record.seconds.pair_wall,
+        mlflow_pair_run_id=record.ids.mlflow_pair_run_id,
     )
 
 
