@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryotune.files import file_lock
@@ -38,10 +39,10 @@ RUNNER_ENV = "CRYOTUNE_TRIAL_RUNNER"
 DEFAULT_RUNNER = "cryotune.train.trainer:run_trial"
 
 
-def trial_runner():
+def trial_runner(environ: Mapping[str, str] = os.environ):
     """The function that trains a trial (``run_trial``'s signature, returning a TrialResult):
     ``run_trial``, or the ``module:function`` a benchmark names in ``$CRYOTUNE_TRIAL_RUNNER``."""
-    path = os.environ.get(RUNNER_ENV) or DEFAULT_RUNNER
+    path = environ.get(RUNNER_ENV) or DEFAULT_RUNNER
     module, _, name = path.partition(":")
     try:
         return getattr(importlib.import_module(module), name)
