@@ -35,8 +35,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO_DIR)
 
+# Every benchmark (over an hour on 2 cores, most of it `scale`); `make bench QUICK=1`: every
+# benchmark's tiny version in under 10 minutes (results in bench/results/quick/, not tabled).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 # Resolve pyproject.toml's ranges afresh in a throwaway venv and pin what resolved.
 lock:
