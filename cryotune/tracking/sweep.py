@@ -154,9 +154,10 @@ class SweepTracker:
     _client: object = field(default=None, repr=False)
     _boxes: dict = field(default_factory=dict, repr=False)
     _ends: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _plots: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_client": None, "_boxes": {}, "_ends": None}
+        return {**self.__dict__, "_client": None, "_boxes": {}, "_ends": None, "_plots": None}
 
     @classmethod
     def open(
@@ -278,10 +279,12 @@ class SweepTracker:
             self._ends = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryotune-ends")
         self._ends.submit(self._end_trial, trial, counts)
 
-    def settle(self) -> None:
-        """Wait until the trial ends handed to the background thread are spooled and tried."""
-        if self._ends is not None:
-            self._ends.submit(lambda: None).result()
+    def settle(self, plots: bool = False) -> None:
+        """Wait until the trial ends (and with ``plots`` the pairs' plots) handed to the
+        background threads are spooled and tried."""
+        for pool in (self._ends, self._plots if plots else None):
+            if pool is not None:
+                pool.submit(lambda: None).result()
 
     def _end_trial(self, trial: EndedTrial, counts: PairCounts | None) -> None:
         try:
@@ -323,8 +326,9 @@ class SweepTracker:
         )
 
     def pair_ending(self, end: PairEnd) -> None:
-        """Deliver what the pair's trials spooled; spool the pair run's plots, record, final
-        metrics and FINISHED status (delivered by ``pair_recorded``)."""
+        """Deliver what the pair's trials spooled; spool the pair run's record, final metrics
+        and FINISHED status (delivered by ``pair_recorded``); its plots follow from the
+        background."""
         self.settle()
         for trial_id in end.trial_ids:
             box = self._outbox(self.trials_dir / trial_id)
@@ -332,8 +336,9 @@ class SweepTracker:
                 break  # the store is down: the sweep's end (or --resume) tries again
         record = end.record
         box = self._pair_box(record.key)
-        for path in self._draw(end, box.folder):
-            box.append("artifact", file=str(path))
+        if self._plots is None:
+            self._plots = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cryotune-plots")
+        self._plots.submit(self._draw_and_deliver, end, box)
         self._spool_record(box, record)
         values = count_metrics(end.counts)
         if record.test_miou is not None:
@@ -364,7 +369,7 @@ class SweepTracker:
         """Spool the end of every run whose trial ended, or whose pair has a record, but whose
         outbox does not end it: a driver killed between the two left it RUNNING. Returns how
         many runs were closed."""
-        self.settle()
+        self.settle(plots=True)
         closed = 0
         for trial in ended:
             box = self._outbox(self.trials_dir / trial.trial_id)
@@ -382,6 +387,17 @@ class SweepTracker:
                 self.update_leaderboard(record.dataset, same)
                 closed += 1
         return closed
+
+    def _draw_and_deliver(self, end: PairEnd, box: Outbox) -> None:
+        """The pair's plots, drawn off Tune's event loop (about a second a pair, which every
+        slot waited for), spooled and delivered when ready; a driver killed first leaves the
+        pair run without them."""
+        try:
+            for path in self._draw(end, box.folder):
+                box.append("artifact", file=str(path))
+            box.deliver(self.client, force=True)
+        except Exception:  # an observer must not fail the sweep
+            log.warning("MLflow: could not log the plots of %s", end.record.key, exc_info=True)
 
     def _draw(self, end: PairEnd, folder: Path) -> list[Path]:
         """The pair's PNGs; one that cannot be drawn is left out with a warning, not fatal."""
@@ -453,7 +469,7 @@ class SweepTracker:
         """Set the sweep's state and deliver everything, waiting up to ``wait_s`` for the store;
         ``refresh()`` (the sweep's) gives records the run ids learned meanwhile and says
         whether one changed. Notes for the user when runs still wait."""
-        self.settle()
+        self.settle(plots=True)
         box = self._outbox(self.folder / SWEEP_FOLDER)
         box.append("tags", tags={TAG_STATE: state})
         box.append("status", status="FINISHED" if state == STATE_FINISHED else "KILLED")
