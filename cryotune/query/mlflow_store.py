@@ -49,6 +49,7 @@ from cryotune.tracking.names import (
     TAG_BEST_STUDY_TRIAL,
     TAG_DATASET,
     TAG_DATASETS,
+    TAG_HEARTBEAT,
     TAG_LEVEL,
     TAG_MODEL,
     TAG_MODELS,
@@ -95,6 +96,7 @@ class MlflowSource:
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._artifacts: dict[tuple[str, str], dict | None] = {}
         self._plans: dict[str, SweepPlanDocument] = {}
+        self._finished: dict[str, tuple[tuple, SweepDetail]] = {}
         self._trial_run_ids: dict[tuple[str, int], str | None] = {}
         self._lock = threading.Lock()
 
@@ -270,19 +272,38 @@ class MlflowSource:
     def _details(self, experiments: dict[str, str], best: bool) -> list[SweepDetail]:
         """The sweeps ``experiments`` names (name -> experiment id), from their sweep and pair
         runs, their running trial runs and their last ended one; ``best``: with each pair's best
-        config (read from trial runs only for pair runs that do not name their best trial)."""
+        config (read from trial runs only for pair runs that do not name their best trial).
+
+        A finished sweep's detail is kept (a server answers many reads): its runs no longer
+        change until a ``--resume``, which makes its sweep run beat and end again, so the kept
+        detail is used while the sweep run's id, end and last beat are the same.
+        """
         ids = list(experiments.values())
-        by_experiment: dict[str, dict[str, list]] = {i: {} for i in ids}
+        sweep_runs: dict[str, list] = {i: [] for i in ids}
+        for run in self._runs(ids, _level(LEVEL_SWEEP)):
+            sweep_runs[run.info.experiment_id].append(run)
+        found: dict[str, SweepDetail] = {}
+        for name, experiment_id in experiments.items():
+            kept = self._finished.get(experiment_id)
+            key = _finished_key(sweep_runs[experiment_id], best)
+            if key is not None and kept is not None and kept[0] == key:
+                found[name] = kept[1]
+        unread = [i for n, i in experiments.items() if n not in found]
+        by_experiment = {i: {LEVEL_SWEEP: sweep_runs[i]} for i in unread}
         running = f"{_level(LEVEL_TRIAL)} and tags.`{TAG_STATUS}` = '{STATUS_RUNNING}'"
-        for query in (f"tags.`{TAG_LEVEL}` != '{LEVEL_TRIAL}'", running):  # sweep and pair runs
-            for run in self._runs(ids, query):
-                level = run.data.tags.get(TAG_LEVEL)
-                group = STATUS_RUNNING if level == LEVEL_TRIAL else level
+        for group, query in ((LEVEL_PAIR, _level(LEVEL_PAIR)), (STATUS_RUNNING, running)):
+            for run in self._runs(unread, query):
                 by_experiment[run.info.experiment_id].setdefault(group, []).append(run)
-        return [
-            self._detail(name, experiment_id, by_experiment[experiment_id], best)
-            for name, experiment_id in experiments.items()
-        ]
+        for name, experiment_id in experiments.items():
+            if name in found:
+                continue
+            detail = self._detail(name, experiment_id, by_experiment[experiment_id], best)
+            key = _finished_key(sweep_runs[experiment_id], best)
+            if key is not None and detail.state == STATE_FINISHED:
+                with self._lock:
+                    self._finished[experiment_id] = (key, detail)
+            found[name] = detail
+        return [found[name] for name in experiments]
 
     def _last_ended(self, experiment_id: str) -> int | None:
         """When the sweep's last trial run ended (ms), None before any did."""
@@ -334,6 +355,16 @@ class MlflowSource:
             location=f"MLflow experiment {experiment_id}",
             pairs=pairs,
         )
+
+
+def _finished_key(sweep_runs: list, best: bool) -> tuple | None:
+    """What identifies a finished sweep's runs as read (None: not finished, nothing to keep)."""
+    if len(sweep_runs) != 1:
+        return None
+    run = sweep_runs[0]
+    if run.data.tags.get(TAG_STATE) != STATE_FINISHED or not run.info.end_time:
+        return None
+    return (run.info.run_id, run.info.end_time, run.data.tags.get(TAG_HEARTBEAT), best)
 
 
 def _level(level: str) -> str:
