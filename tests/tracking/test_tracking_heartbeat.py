@@ -66,11 +66,12 @@ def test_a_sigkilled_drivers_sweep_reads_interrupted_from_mlflow_alone(
     driver = cryotune_background(*args, log="sweep.log", **{HEARTBEAT_ENV: "1"})
     store = workspace / "mlflow.db"
 
+    created = workspace / "beating" / "mlflow" / "sweep" / "mlflow-run-id"
+
     def state() -> str | None:
-        if not store.exists():
+        if not created.exists():
             return None
-        query = open_query(tracking_uri=f"sqlite:///{store}")
-        return query.sweep("beating").state if "beating" in query.source.sweep_names() else None
+        return open_query(tracking_uri=f"sqlite:///{store}").sweep("beating").state
 
     deadline = time.monotonic() + 240
     while state() != "running" or not _runs(store, "trial"):
