@@ -35,8 +35,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO_DIR)
 
+# Every benchmark (over an hour on 2 cores, most of it `scale`); `make bench QUICK=1`: every
+# benchmark's tiny version in under 10 minutes (results in bench/results/quick/, not tabled).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 # Outside `make test` (long; root; installs Debian packages): build the image and run every role
 # of a cluster from it on this machine (scripts/docker-test.sh), then through docker-compose

@@ -20,14 +20,25 @@ OUTCOMES: tuple[Outcome, ...] = (COMPLETE, PRUNED, FAILED)
 
 
 @dataclass(frozen=True)
+class BestTrial:
+    """A pair's best complete trial so far: its study trial number and hyper-parameters."""
+
+    number: int
+    lr: float | None
+    depth: int | None
+    epoch: int | None = None
+
+
+@dataclass(frozen=True)
 class PairCounts:
-    """A pair's trials by outcome, and its best validation mIoU so far."""
+    """A pair's trials by outcome, and its best validation mIoU and trial so far."""
 
     complete: int = 0
     pruned: int = 0
     failed: int = 0
     running: int = 0
     best_val_miou: float | None = None
+    best: BestTrial | None = None
 
     @property
     def done(self) -> int:

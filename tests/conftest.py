@@ -133,8 +133,8 @@ def background(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
 def cryotune_background(background) -> Callable[..., subprocess.Popen]:
     """Start ``cryotune ARGS`` in the background (the driver and its embedded Ray cluster)."""
 
-    def start(*args: str, log: str | Path) -> subprocess.Popen:
-        return background(*CRYOTUNE, *args, log=log)
+    def start(*args: str, log: str | Path, **env: str) -> subprocess.Popen:
+        return background(*CRYOTUNE, *args, log=log, **env)
 
     return start
 
@@ -324,3 +324,36 @@ def notebook_sweep(cli_env, tmp_path_factory) -> dict:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {**json.loads(out.read_text()), "workspace": base / "runs", "name": "nb-glid"}
+
+
+@pytest.fixture
+def planned_sweeps() -> Callable[..., Path]:
+    """``planned_sweeps(root, *names)``: sweeps planned in workspace ``root`` (a plan of one
+    glid/unet pair each, written by the workspace class) that never ran; returns ``root``."""
+    from cryotune.documents.plan import PlannedPair, SweepPlanDocument
+    from cryotune.sweep.workspace import SweepWorkspace
+
+    def plan(root: Path, *names: str) -> Path:
+        for name in names:
+            pair = PlannedPair(
+                key="glid/unet",
+                dataset="glid",
+                model="unet",
+                study_name=f"{name}/glid/unet",
+                trials=2,
+                space={},
+                base_config={},
+            )
+            document = SweepPlanDocument(
+                name=name,
+                datasets=["glid"],
+                pairs=[pair.key],
+                spec={},
+                weights="random",
+                data_roots={},
+                pair_plans=[pair],
+            )
+            SweepWorkspace.at(root, name).create(document)
+        return root
+
+    return plan

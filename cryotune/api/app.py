@@ -28,7 +28,7 @@ from cryotune.query.models import (
     SweepState,
     SweepSummary,
 )
-from cryotune.query.service import Query
+from cryotune.query.service import DEFAULT_PAGE, MAX_PAGE, PageTokenError, Query
 from cryotune.report.models import Report
 from cryotune.report.render import MEDIA_TYPES, render
 
@@ -54,6 +54,15 @@ _REPORT_TEXT = {
 _NOT_FOUND = {404: {"model": Problem, "description": "unknown name; lists what exists"}}
 _UNAVAILABLE = {503: {"model": Problem, "description": "the source could not be read"}}
 _UNAUTHORIZED = {401: {"model": Problem, "description": "missing or wrong bearer token"}}
+NEXT_PAGE_HEADER = "X-Next-Page-Token"
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="sweeps per page (by name)")]
+PageToken = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=512,
+        description=f"the {NEXT_PAGE_HEADER} header of the previous page, for the next one",
+    ),
+]
 
 
 def create_app(query: Query, token: str | None = None) -> FastAPI:
@@ -82,12 +91,28 @@ def create_app(query: Query, token: str | None = None) -> FastAPI:
     @data.get(
         "/sweeps",
         response_model=list[SweepSummary],
-        dependencies=[_known_query("state")],
+        dependencies=[_known_query("state", "limit", "page_token")],
         tags=["sweeps"],
     )
-    def sweeps(state: SweepState | None = None) -> list[SweepSummary]:
-        """Every sweep: state, datasets, models, trial counts, start and last update."""
-        return query.sweeps(state)
+    def sweeps(
+        request: Request,
+        response: Response,
+        state: SweepState | None = None,
+        limit: Limit = DEFAULT_PAGE,
+        page_token: PageToken = None,
+    ) -> list[SweepSummary]:
+        """Sweeps by name, a page at a time: state, datasets, models, trial counts, start and
+        last update. When more follow, the X-Next-Page-Token header (and a Link rel="next")
+        asks for them."""
+        try:
+            page = query.sweep_page(state, limit, page_token)
+        except PageTokenError as exc:
+            raise _invalid("page_token", str(exc), page_token) from None
+        if page.next_page_token is not None:
+            response.headers[NEXT_PAGE_HEADER] = page.next_page_token
+            following = request.url.include_query_params(page_token=page.next_page_token)
+            response.headers["Link"] = f'<{following}>; rel="next"'
+        return page.sweeps
 
     @data.get(
         "/sweeps/{name}",
@@ -165,6 +190,12 @@ def _known_query(*names: str):
             )
 
     return Depends(check)
+
+
+def _invalid(name: str, message: str, value) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", name), "msg": message, "input": value}]
+    )
 
 
 def _bearer_guard(token: str) -> list:

@@ -1,8 +1,14 @@
 """Query source over an MLflow tracking store alone (a server URL or a sqlite file).
 
 Reads the layout the tracking layer writes (``cryotune.tracking.names``): one experiment per
-sweep, a sweep run, a run per pair carrying trial counts as metrics and the best-config record as
-an artifact, and a run per trial with a status tag.
+sweep, a sweep run, a run per pair carrying trial counts as metrics, its best trial so far as
+tags and the best-config record as an artifact, and a run per trial with a status tag.
+
+A sweep is read from its sweep and pair runs, the trial runs still running and its last ended
+trial run, never from every trial run: a sweep of thousands of trials reads as fast as one of
+ten. Only a pair run written before pair runs named their best trial has its trial runs read.
+A sweep whose state says running reads as interrupted once its driver's heartbeat is stale
+(``cryotune.tracking.heartbeat``): a killed driver cannot say so itself.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryotune.documents.document import DocumentError
 from cryotune.documents.plan import PlannedPair, SweepPlanDocument
 from cryotune.documents.record import PairRecord, UnreadableRecord
 from cryotune.errors import CryotuneError, NotFoundError, UsageError
-from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, TrialCounts
+from cryotune.query.models import BestSoFar, PairSummary, SweepDetail, SweepSummary, TrialCounts
+from cryotune.tracking.heartbeat import is_stale
 from cryotune.tracking.names import (
     LEGACY_STATUS,
     LEVEL_PAIR,
@@ -36,8 +44,13 @@ from cryotune.tracking.names import (
     STATUS_FAILED,
     STATUS_PRUNED,
     STATUS_RUNNING,
+    TAG_BEST_DEPTH,
+    TAG_BEST_EPOCH,
+    TAG_BEST_LR,
+    TAG_BEST_STUDY_TRIAL,
     TAG_DATASET,
     TAG_DATASETS,
+    TAG_HEARTBEAT,
     TAG_LEVEL,
     TAG_MODEL,
     TAG_MODELS,
@@ -47,6 +60,7 @@ from cryotune.tracking.names import (
     TAG_STUDY_TRIAL,
     TAG_SWEEP,
 )
+from cryotune.tracking.outbox import run_filter
 from cryotune.tracking.uri import CLIENT_ENVIRONMENT, normalize
 
 QUIET_CLIENT = {
@@ -58,6 +72,8 @@ QUIET_CLIENT = {
 retry for minutes when a tracking server is away, so a reader answers at once."""
 
 _PAGE = 1000
+DOWNLOADS = 8
+"""Record artifacts fetched at once (a server answers each in a round trip)."""
 _RUN_STATES = {"RUNNING": STATE_RUNNING, "FINISHED": STATE_FINISHED}
 _TRIAL_STATES = (STATUS_COMPLETE, STATUS_PRUNED, STATUS_FAILED, STATUS_RUNNING)
 
@@ -80,6 +96,9 @@ class MlflowSource:
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._artifacts: dict[tuple[str, str], dict | None] = {}
+        self._plans: dict[str, SweepPlanDocument] = {}
+        self._finished: dict[str, tuple[tuple, SweepDetail]] = {}
+        self._trial_run_ids: dict[tuple[str, int], str | None] = {}
         self._lock = threading.Lock()
 
     @property
@@ -95,25 +114,33 @@ class MlflowSource:
         return list(self._experiments())
 
     def sweeps(self) -> list[SweepDetail]:
-        return [self._detail(name, exp_id) for name, exp_id in self._experiments().items()]
+        return self._details(self._experiments(), best=True)
+
+    def summaries(self, names: list[str]) -> list[SweepSummary]:
+        experiments = self._experiments()
+        wanted = {n: experiments[n] for n in names if n in experiments}
+        return [d.summary() for d in self._details(wanted, best=False)]
 
     def sweep(self, name: str) -> SweepDetail:
-        experiments = self._experiments()
-        if name not in experiments:
-            raise NotFoundError("sweep", name, experiments, self.where)
-        return self._detail(name, experiments[name])
+        experiment = self._call(self._client.get_experiment_by_name, name)
+        known = experiment is not None and experiment.lifecycle_stage == "active"
+        if not known or experiment.tags.get(TAG_SWEEP) != name:
+            raise NotFoundError("sweep", name, self._experiments(), self.where)
+        (detail,) = self._details({name: experiment.experiment_id}, best=True)
+        return detail
 
     def records(self, dataset: str | None = None) -> list[PairRecord | UnreadableRecord]:
         """The record artifact of every finished pair run (of ``dataset``)."""
-        experiments = self._experiments()
+        experiments = list(self._experiments().values())
+        match = {TAG_LEVEL: LEVEL_PAIR, TAG_STATE: STATE_FINISHED}
+        if dataset is not None:
+            match[TAG_DATASET] = dataset
+        runs = list(_matching(self._runs(experiments, run_filter(match)), match))
+        with ThreadPoolExecutor(max_workers=DOWNLOADS) as pool:  # each one a round trip
+            found = list(pool.map(lambda r: self._artifact(r.info.run_id, RECORD_ARTIFACT), runs))
         records: list[PairRecord | UnreadableRecord] = []
-        for run in self._runs(list(experiments.values()), f"tags.`{TAG_LEVEL}` = '{LEVEL_PAIR}'"):
+        for run, data in zip(runs, found, strict=True):
             tags = run.data.tags
-            if dataset is not None and tags.get(TAG_DATASET) != dataset:
-                continue
-            if tags.get(TAG_STATE) != STATE_FINISHED:
-                continue
-            data = self._artifact(run.info.run_id, RECORD_ARTIFACT)
             if data is None:
                 continue
             where = f"MLflow run {run.info.run_id} {RECORD_ARTIFACT}"
@@ -144,13 +171,17 @@ class MlflowSource:
         """The run of a pair's trial, for records written before their run ids were known."""
         if study_trial is None:
             return None
-        tags = pair_run.data.tags
-        query = (
-            f"tags.`{TAG_LEVEL}` = '{LEVEL_TRIAL}' and tags.`{TAG_PAIR}` = '{tags.get(TAG_PAIR)}' "
-            f"and tags.`{TAG_STUDY_TRIAL}` = '{int(study_trial)}'"
-        )
-        found = next(self._runs([pair_run.info.experiment_id], query), None)
-        return found.info.run_id if found is not None else None
+        key = (pair_run.info.run_id, int(study_trial))
+        if self._trial_run_ids.get(key) is None:
+            match = {
+                TAG_LEVEL: LEVEL_TRIAL,
+                TAG_PAIR: pair_run.data.tags.get(TAG_PAIR, ""),
+                TAG_STUDY_TRIAL: str(int(study_trial)),
+            }
+            runs = self._runs([pair_run.info.experiment_id], run_filter(match))
+            found = next(_matching(runs, match), None)
+            self._trial_run_ids[key] = found.info.run_id if found is not None else None
+        return self._trial_run_ids[key]
 
     def _experiments(self) -> dict[str, str]:
         """Sweep name -> experiment id of every cryotune experiment."""
@@ -166,21 +197,30 @@ class MlflowSource:
             if not token:
                 return dict(sorted(found.items()))
 
-    def _runs(self, experiment_ids: list[str], filter_string: str = "") -> Iterator:
+    def _runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str = "",
+        order_by: list[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator:
+        """The runs matching ``filter_string``, page by page (at most ``limit``)."""
         if not experiment_ids:
             return
-        token = None
+        token, seen = None, 0
         while True:
             page = self._call(
                 self._client.search_runs,
                 experiment_ids,
                 filter_string=filter_string,
-                max_results=_PAGE,
+                max_results=min(_PAGE, limit - seen) if limit else _PAGE,
+                order_by=order_by,
                 page_token=token,
             )
             yield from page
+            seen += len(page)
             token = page.token
-            if not token:
+            if not token or (limit and seen >= limit):
                 return
 
     def _artifact(self, run_id: str, path: str) -> dict | str | None:
@@ -209,17 +249,23 @@ class MlflowSource:
         empty = SweepPlanDocument(
             name="", datasets=[], pairs=[], spec={}, weights=None, data_roots={}, pair_plans=[]
         )
-        data = self._artifact(sweep_run.info.run_id, PLAN_ARTIFACT)
+        run_id = sweep_run.info.run_id
+        if run_id in self._plans:
+            return self._plans[run_id]
+        data = self._artifact(run_id, PLAN_ARTIFACT)
         if data is None:
             return empty
-        where = f"MLflow run {sweep_run.info.run_id} {PLAN_ARTIFACT}"
+        where = f"MLflow run {run_id} {PLAN_ARTIFACT}"
         try:
             if isinstance(data, str):
                 raise DocumentError(f"{where}: not a {SweepPlanDocument.KIND} ({data})")
-            return SweepPlanDocument.parse(data, where)
+            plan = SweepPlanDocument.parse(data, where)
         except DocumentError as exc:
             log.warning("%s", exc)
             return empty
+        with self._lock:
+            self._plans[run_id] = plan
+        return plan
 
     def _call(self, method, *args, **kwargs):
         from mlflow.exceptions import MlflowException
@@ -229,37 +275,112 @@ class MlflowSource:
         except MlflowException as exc:
             raise CryotuneError(f"MLflow store {self.tracking_uri}: {exc.message}") from None
 
-    def _detail(self, name: str, experiment_id: str) -> SweepDetail:
-        runs = list(self._runs([experiment_id]))
-        by_level: dict[str, list] = {LEVEL_SWEEP: [], LEVEL_PAIR: [], LEVEL_TRIAL: []}
-        for run in runs:
-            by_level.setdefault(run.data.tags.get(TAG_LEVEL, ""), []).append(run)
-        sweep_run = by_level[LEVEL_SWEEP][0] if by_level[LEVEL_SWEEP] else None
+    def _details(self, experiments: dict[str, str], best: bool) -> list[SweepDetail]:
+        """The sweeps ``experiments`` names (name -> experiment id), from their sweep and pair
+        runs, their running trial runs and their last ended one; ``best``: with each pair's best
+        config (read from trial runs only for pair runs that do not name their best trial).
+
+        A finished sweep's detail is kept (a server answers many reads): its runs no longer
+        change until a ``--resume``, which makes its sweep run beat and end again, so the kept
+        detail is used while the sweep run's id, end and last beat are the same.
+        """
+        ids = list(experiments.values())
+        sweep_runs: dict[str, list] = {i: [] for i in ids}
+        for run in self._runs(ids, _level(LEVEL_SWEEP)):
+            sweep_runs[run.info.experiment_id].append(run)
+        found: dict[str, SweepDetail] = {}
+        for name, experiment_id in experiments.items():
+            kept = self._finished.get(experiment_id)
+            key = _finished_key(sweep_runs[experiment_id], best)
+            if key is not None and kept is not None and kept[0] == key:
+                found[name] = kept[1]
+        unread = [i for n, i in experiments.items() if n not in found]
+        by_experiment = {i: {LEVEL_SWEEP: sweep_runs[i]} for i in unread}
+        running = f"{_level(LEVEL_TRIAL)} and tags.`{TAG_STATUS}` = '{STATUS_RUNNING}'"
+        for group, query in ((LEVEL_PAIR, _level(LEVEL_PAIR)), (STATUS_RUNNING, running)):
+            for run in self._runs(unread, query):
+                by_experiment[run.info.experiment_id].setdefault(group, []).append(run)
+        for name, experiment_id in experiments.items():
+            if name in found:
+                continue
+            detail = self._detail(name, experiment_id, by_experiment[experiment_id], best)
+            key = _finished_key(sweep_runs[experiment_id], best)
+            if key is not None and detail.state == STATE_FINISHED:
+                with self._lock:
+                    self._finished[experiment_id] = (key, detail)
+            found[name] = detail
+        return [found[name] for name in experiments]
+
+    def _last_ended(self, experiment_id: str) -> int | None:
+        """When the sweep's last trial run ended (ms), None before any did."""
+        query = f"{_level(LEVEL_TRIAL)} and attributes.status != 'RUNNING'"
+        runs = self._runs([experiment_id], query, order_by=["attributes.end_time DESC"], limit=1)
+        found = next(runs, None)
+        return found.info.end_time if found is not None else None
+
+    def _pair_trials(self, pair_run) -> list:
+        """Every trial run of a pair (for a pair run that does not name its best trial)."""
+        match = {TAG_LEVEL: LEVEL_TRIAL, TAG_PAIR: pair_run.data.tags.get(TAG_PAIR, "")}
+        runs = self._runs([pair_run.info.experiment_id], run_filter(match))
+        return list(_matching(runs, match))
+
+    def _detail(self, name: str, experiment_id: str, runs: dict[str, list], best: bool):
+        sweep_runs = runs.get(LEVEL_SWEEP, [])
+        sweep_run = sweep_runs[0] if sweep_runs else None
+        state = _sweep_state(sweep_run)
         planned = {p.key: p for p in self._plan(sweep_run).pair_plans} if sweep_run else {}
-        pair_runs = {r.data.tags.get(TAG_PAIR, r.info.run_name): r for r in by_level[LEVEL_PAIR]}
-        trials: dict[str, list] = {}
-        for run in by_level[LEVEL_TRIAL]:
-            trials.setdefault(run.data.tags.get(TAG_PAIR, ""), []).append(run)
+        pair_runs = {
+            r.data.tags.get(TAG_PAIR, r.info.run_name): r for r in runs.get(LEVEL_PAIR, [])
+        }
+        live: dict[str, list] = {}
+        for run in runs.get(STATUS_RUNNING, []):
+            live.setdefault(run.data.tags.get(TAG_PAIR, ""), []).append(run)
         keys = list(planned) + sorted(k for k in pair_runs if k not in planned)
-        pairs = [
-            _pair(name, key, pair_runs.get(key), trials.get(key, []), planned.get(key))
-            for key in keys
-        ]
+        pairs = []
+        for key in keys:
+            run = pair_runs.get(key)
+            trials = None
+            if best and run is not None and TAG_BEST_STUDY_TRIAL not in run.data.tags:
+                trials = self._pair_trials(run)
+            pairs.append(_pair(name, key, run, live.get(key, []), trials, planned.get(key), state))
         tags = sweep_run.data.tags if sweep_run else {}
-        times = [t for run in runs for t in (run.info.start_time, run.info.end_time) if t]
+        known = [*sweep_runs, *pair_runs.values(), *runs.get(STATUS_RUNNING, [])]
+        times = [t for run in known for t in (run.info.start_time, run.info.end_time) if t]
+        if sweep_run is None or not sweep_run.info.end_time:  # ended: its end is the last
+            times.append(self._last_ended(experiment_id) or 0)
         return SweepDetail(
             name=name,
-            state=_sweep_state(sweep_run),
+            state=state,
             datasets=_csv(tags.get(TAG_DATASETS)) or list(dict.fromkeys(p.dataset for p in pairs)),
             models=_csv(tags.get(TAG_MODELS)) or list(dict.fromkeys(p.model for p in pairs)),
             trials=TrialCounts.total(pairs),
             started_at=_time(sweep_run.info.start_time)
             if sweep_run
-            else _time(min(times, default=0)),
+            else _time(min((t for t in times if t), default=0)),
             updated_at=_time(max(times, default=0)),
             location=f"MLflow experiment {experiment_id}",
             pairs=pairs,
         )
+
+
+def _finished_key(sweep_runs: list, best: bool) -> tuple | None:
+    """What identifies a finished sweep's runs as read (None: not finished, nothing to keep)."""
+    if len(sweep_runs) != 1:
+        return None
+    run = sweep_runs[0]
+    if run.data.tags.get(TAG_STATE) != STATE_FINISHED or not run.info.end_time:
+        return None
+    return (run.info.run_id, run.info.end_time, run.data.tags.get(TAG_HEARTBEAT), best)
+
+
+def _level(level: str) -> str:
+    return f"tags.`{TAG_LEVEL}` = '{level}'"
+
+
+def _matching(runs: Iterator, match: dict[str, str]) -> Iterator:
+    """The runs carrying every tag of ``match`` (``run_filter`` leaves out values that need
+    quoting, so the store may return more)."""
+    return (r for r in runs if all(r.data.tags.get(k) == v for k, v in match.items()))
 
 
 def _check_store_exists(tracking_uri: str) -> None:
@@ -281,35 +402,50 @@ def _sweep_state(run) -> str:
     if run is None:
         return STATE_INTERRUPTED
     state = run.data.tags.get(TAG_STATE)
-    if state in (STATE_RUNNING, STATE_FINISHED, STATE_INTERRUPTED):
-        return state
-    return _RUN_STATES.get(run.info.status, STATE_INTERRUPTED)
+    if state not in (STATE_RUNNING, STATE_FINISHED, STATE_INTERRUPTED):
+        state = _RUN_STATES.get(run.info.status, STATE_INTERRUPTED)
+    if state == STATE_RUNNING and is_stale(run.data.tags):
+        return STATE_INTERRUPTED  # its driver stopped beating: killed, or its machine died
+    return state
 
 
-def _pair(sweep: str, key: str, run, trial_runs: list, plan: PlannedPair | None) -> PairSummary:
+def _pair(
+    sweep: str,
+    key: str,
+    run,
+    running: list,
+    trial_runs: list | None,
+    plan: PlannedPair | None,
+    sweep_state: str,
+) -> PairSummary:
+    """A pair from its run's count metrics and best-trial tags, and its running trial runs;
+    ``trial_runs`` (all of the pair's, when read) give counts and best config instead."""
     dataset, _, model = key.partition("/")
     tags = run.data.tags if run is not None else {}
     metrics = run.data.metrics if run is not None else {}
-    by_status = {s: [t for t in trial_runs if _status(t) == s] for s in _TRIAL_STATES}
-    counts = {
-        s: int(metrics.get(f"trials_{name}", len(by_status[s])))
-        for s, name in zip(_TRIAL_STATES, ("complete", "pruned", "failed", "running"))
-    }
-    if trial_runs:
-        counts[STATUS_RUNNING] = len(by_status[STATUS_RUNNING])
-    finished = tags.get(TAG_STATE) == STATE_FINISHED
-    complete = [
-        t
-        for t in by_status[STATUS_COMPLETE]
-        if "best_val_miou" in t.data.metrics and "lr" in t.data.params
-    ]
-    best = max(complete, key=lambda t: t.data.metrics["best_val_miou"]) if complete else None
+    names = ("complete", "pruned", "failed", "running")
+    counts = {s: int(metrics.get(f"trials_{n}", 0)) for s, n in zip(_TRIAL_STATES, names)}
+    best = _tagged_best(tags)
     best_val = metrics.get("best_val_miou")
-    if best_val is None and best is not None:
-        best_val = best.data.metrics["best_val_miou"]
+    if trial_runs is not None:
+        by_status = {s: [t for t in trial_runs if _status(t) == s] for s in _TRIAL_STATES}
+        counts = {s: len(by_status[s]) or counts[s] for s in _TRIAL_STATES}
+        complete = [
+            t
+            for t in by_status[STATUS_COMPLETE]
+            if "best_val_miou" in t.data.metrics and "lr" in t.data.params
+        ]
+        top = max(complete, key=lambda t: t.data.metrics["best_val_miou"]) if complete else None
+        if top is not None:
+            best = _best_so_far(top)
+            if best_val is None:
+                best_val = top.data.metrics["best_val_miou"]
+    counts[STATUS_RUNNING] = len(running)
+    finished = tags.get(TAG_STATE) == STATE_FINISHED
     start = run.info.start_time if run is not None else None
     end = (run.info.end_time if run is not None else None) or time.time() * 1000
-    state = "finished" if finished else "running" if counts[STATUS_RUNNING] else "waiting"
+    live = sweep_state == STATE_RUNNING
+    state = "finished" if finished else "running" if live and running else "waiting"
     return PairSummary(
         key=key,
         dataset=tags.get(TAG_DATASET, dataset),
@@ -324,10 +460,24 @@ def _pair(sweep: str, key: str, run, trial_runs: list, plan: PlannedPair | None)
         running=counts[STATUS_RUNNING],
         done=counts[STATUS_COMPLETE] + counts[STATUS_PRUNED] + counts[STATUS_FAILED],
         best_val_miou=best_val,
-        best_config=_best_so_far(best) if best is not None else None,
+        best_config=best,
         elapsed_s=max(0.0, (end - start) / 1000) if start else 0.0,
         mlflow_pair_run_id=run.info.run_id if run is not None else None,
     )
+
+
+def _tagged_best(tags: dict[str, str]) -> BestSoFar | None:
+    """The best trial a pair run names in its tags (None: it names none, or not readably)."""
+    try:
+        depth, epoch = tags.get(TAG_BEST_DEPTH), tags.get(TAG_BEST_EPOCH)
+        return BestSoFar(
+            lr=float(tags[TAG_BEST_LR]),
+            depth=int(depth) if depth not in (None, "", "None") else None,
+            study_trial=int(tags[TAG_BEST_STUDY_TRIAL]),
+            epoch=int(epoch) if epoch not in (None, "", "None") else None,
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 def _status(trial_run) -> str | None:

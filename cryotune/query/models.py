@@ -88,6 +88,16 @@ class SweepSummary(BaseModel):
 class SweepDetail(SweepSummary):
     pairs: list[PairSummary]
 
+    def summary(self) -> SweepSummary:
+        return SweepSummary(**self.model_dump(exclude={"pairs"}))
+
+
+class SweepPage(BaseModel):
+    """One page of the sweep list, by name; ``next_page_token`` asks for the next (None: last)."""
+
+    sweeps: list[SweepSummary]
+    next_page_token: str | None = None
+
 
 PAPER_FIELD = (
     "the Cryo-Bench paper's frozen-encoder mIoU of this model on this dataset (100% labels, "

@@ -2,10 +2,17 @@
 
 A ``Query`` asks a source (a workspace folder, or an MLflow tracking store alone) for sweeps and
 best-config records and shapes them into the typed answers of ``cryotune.query.models``.
+
+The sweep list comes in pages by name: listing names is cheap in every source, summarising a
+sweep is not (its studies, or its runs), so a page summarises only the sweeps it shows. A page
+token is the last name shown, opaque to clients, so sweeps started between two pages neither
+shift nor repeat what a client has seen.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Protocol
@@ -17,6 +24,7 @@ from cryotune.query.models import (
     Leaderboard,
     LeaderboardEntry,
     SweepDetail,
+    SweepPage,
     SweepState,
     SweepSummary,
 )
@@ -25,6 +33,14 @@ from cryotune.report.models import REPORT_TITLE, ReferenceTable, Report
 from cryotune.report.repeats import read_repeats
 from cryotune.report.table import build_report, pending_pairs
 
+DEFAULT_PAGE = 100
+"""Sweeps per page unless asked otherwise: every sweep of a small store in one page."""
+MAX_PAGE = 1000
+
+
+class PageTokenError(UsageError):
+    """A page token this service did not give out."""
+
 
 class Source(Protocol):
     kind: Literal["workspace", "mlflow"]
@@ -32,9 +48,13 @@ class Source(Protocol):
     @property
     def where(self) -> str: ...
 
-    def sweep_names(self) -> list[str]: ...
+    def sweep_names(self) -> list[str]:
+        """Every sweep's name, sorted; cheap (no sweep is read)."""
 
     def sweeps(self) -> list[SweepDetail]: ...
+
+    def summaries(self, names: list[str]) -> list[SweepSummary]:
+        """The named sweeps (that exist), in that order, reading only what a summary needs."""
 
     def sweep(self, name: str) -> SweepDetail: ...
 
@@ -50,11 +70,32 @@ class Query:
         self.source = source
 
     def sweeps(self, state: SweepState | None = None) -> list[SweepSummary]:
-        return [
-            SweepSummary(**d.model_dump(exclude={"pairs"}))
-            for d in self.source.sweeps()
-            if state is None or d.state == state
-        ]
+        """Every sweep (in ``state``)."""
+        found = self.source.summaries(self.source.sweep_names())
+        return [s for s in found if state is None or s.state == state]
+
+    def sweep_page(
+        self,
+        state: SweepState | None = None,
+        limit: int = DEFAULT_PAGE,
+        page_token: str | None = None,
+    ) -> SweepPage:
+        """Up to ``limit`` sweeps (in ``state``) after the page ``page_token`` ended with."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise UsageError(f"limit {limit}: give 1..{MAX_PAGE}")
+        after = decode_page_token(page_token) if page_token else None
+        names = [n for n in self.source.sweep_names() if after is None or n > after]
+        shown: list[SweepSummary] = []
+        start = 0
+        while start < len(names) and len(shown) < limit:
+            batch = names[start : start + limit - len(shown)]
+            start += len(batch)
+            for summary in self.source.summaries(batch):
+                if state is None or summary.state == state:
+                    shown.append(summary)
+            last = batch[-1]
+        more = start < len(names)
+        return SweepPage(sweeps=shown, next_page_token=encode_page_token(last) if more else None)
 
     def sweep_details(self) -> list[SweepDetail]:
         return self.source.sweeps()
@@ -65,7 +106,11 @@ class Query:
     def best_records(self, dataset: str) -> list[BestRecord]:
         """Each model's best record on ``dataset`` over every sweep, best first (the one
         leaderboard, ``cryotune.documents.record.leaderboard``)."""
-        found = self.source.records(dataset)
+        return self._best_of(dataset, self.source.records(dataset))
+
+    def _best_of(
+        self, dataset: str, found: list[PairRecord | UnreadableRecord]
+    ) -> list[BestRecord]:
         readable = [r for r in found if isinstance(r, PairRecord)]
         best = leaderboard(readable)
         if not best:
@@ -90,12 +135,13 @@ class Query:
         return records[model]
 
     def leaderboard(self, dataset: str) -> Leaderboard:
+        found = self.source.records(dataset)  # read once for the entries and the unreadable
         return Leaderboard(
             dataset=dataset,
-            entries=[_entry(r) for r in self.best_records(dataset)],
+            entries=[_entry(r) for r in self._best_of(dataset, found)],
             paper_reference=PAPER_SOURCE,
             later_reference=LATER_SOURCE,
-            unreadable_records=self.unreadable(dataset),
+            unreadable_records=[r.error for r in found if isinstance(r, UnreadableRecord)],
         )
 
     def report(
@@ -139,6 +185,21 @@ def _of_sweep(record: PairRecord | UnreadableRecord, detail: SweepDetail) -> boo
     if isinstance(record, PairRecord):
         return record.sweep == detail.name
     return any((p.dataset, p.model) == (record.dataset, record.model) for p in detail.pairs)
+
+
+def encode_page_token(last_name: str) -> str:
+    return base64.urlsafe_b64encode(last_name.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> str:
+    """The last name of the page a token ends; PageTokenError for anything else."""
+    try:
+        name = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        name = ""
+    if not name or encode_page_token(name) != token:
+        raise PageTokenError(f"page_token {token[:64]!r}: not a token from a previous page")
+    return name
 
 
 def _entry(record: BestRecord) -> LeaderboardEntry:

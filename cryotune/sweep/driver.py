@@ -58,6 +58,8 @@ from cryotune.sweep.storage import (
 )
 from cryotune.sweep.workspace import SweepWorkspace
 from cryotune.terminal import stop_all
+from cryotune.tracking.heartbeat import Heartbeat
+from cryotune.tracking.heartbeat import interval_s as heartbeat_interval_s
 from cryotune.tracking.sweep import DEFAULT_WAIT_S, SweepTracker
 from cryotune.tracking.uri import (
     CLIENT_ENVIRONMENT,
@@ -353,6 +355,7 @@ def prepare(request: SweepRequest) -> tuple[SweepPlan, SweepWorkspace]:
     """Resolve and check everything a sweep needs; create its workspace unless resuming."""
     if not request.datasets:
         raise UsageError("give at least one DATASET (see `cryotune datasets`)")
+    heartbeat_interval_s()  # a bad $CRYOTUNE_HEARTBEAT_S fails before anything is made
     spec = resolve_spec(request)
     name = request.name or default_name(spec, request.datasets)
     workspace = SweepWorkspace.at(request.workspace, name)
@@ -451,9 +454,7 @@ def run_sweep(request: SweepRequest) -> SweepOutcome:
 def _drive(
     request: SweepRequest, plan: SweepPlan, workspace: SweepWorkspace, started: float
 ) -> SweepOutcome:
-    import optuna
-    from sqlalchemy.exc import OperationalError
-
+    """Open the sweep's MLflow runs and keep its heartbeat going while it runs."""
     experiment = experiment_storage(workspace, workspace.read_plan().storage)
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
     notes += view_notes(plan)
@@ -470,6 +471,24 @@ def _drive(
         workspace.read_plan().to_dict(),
         resume=request.resume,
     )
+    with Heartbeat(tracker.uri, tracker.sweep_run_id):
+        return _run_and_close(request, plan, workspace, started, tracker, experiment, done, notes)
+
+
+def _run_and_close(
+    request: SweepRequest,
+    plan: SweepPlan,
+    workspace: SweepWorkspace,
+    started: float,
+    tracker: SweepTracker,
+    experiment: ExperimentStorage,
+    done: bool,
+    notes: list[str],
+) -> SweepOutcome:
+    """Run the sweep's trials unless every pair is recorded, then close its MLflow runs."""
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
     recorder = pair_recorder(plan, workspace, tracker)
     if not done:
         optuna.logging.set_verbosity(optuna.logging.WARNING)

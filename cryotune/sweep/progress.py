@@ -6,6 +6,10 @@ the trial and epoch that reached it, elapsed) is redrawn in place every few seco
 ends, so the log says what happened without repeating itself: the trial's best validation mIoU
 and its epoch, then the pair's counts and best. It only shows: records are written by the
 searcher (``FinishPairs``).
+
+Each pair's row is read from its study again only when one of its trials started, reported or
+ended since the last draw (a running pair's elapsed time grows, so it is read every draw): with
+100 pairs, reading every study for every draw or trial end cost the driver more than the trials.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from cryotune.sweep.status import (
     summarize_study,
     trial_best,
 )
+from cryotune.sweep.storage import study_storage
 from cryotune.terminal import LiveTable
 
 REDRAW_S = 2.0
@@ -57,12 +62,16 @@ class SweepProgress(Callback):
         self._storage_url = storage_url
         self._searcher = searcher
         self._studies: dict[str, optuna.Study] = {}
+        self._rows: dict[str, PairStatus] = {}
+        self._stale: set[str] = {p["key"] for p in pairs}
         self._last_draw = 0.0
         self._table: LiveTable | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_studies"] = {}
+        state["_rows"] = {}
+        state["_stale"] = {p["key"] for p in self._pairs}
         state["_table"] = None
         return state
 
@@ -74,23 +83,31 @@ class SweepProgress(Callback):
 
     def _study(self, name: str) -> optuna.Study | None:
         if name not in self._studies:
-            storage = optuna.storages.RDBStorage(self._storage_url)
+            storage = study_storage(self._storage_url)
             if name not in optuna.get_all_study_names(storage):
                 return None
             self._studies[name] = optuna.load_study(study_name=name, storage=storage)
         return self._studies[name]
 
-    def _status(self) -> list[PairStatus]:
-        return [
-            summarize_study(
-                self._study(p["study_name"]),
-                p["key"],
-                p["study_name"],
-                p["trials"],
-                self._searcher.is_recorded(p["key"]),
+    def _pair_status(self, pair: dict) -> PairStatus:
+        """The pair's row, read from its study if something happened to it since last read."""
+        key = pair["key"]
+        recorded = self._searcher.is_recorded(key)
+        row = self._rows.get(key)
+        if key in self._stale or row is None or row.finished != recorded:
+            row = summarize_study(
+                self._study(pair["study_name"]), key, pair["study_name"], pair["trials"], recorded
             )
-            for p in self._pairs
-        ]
+            self._rows[key] = row
+            if not row.running:
+                self._stale.discard(key)
+        return row
+
+    def _status(self) -> list[PairStatus]:
+        return [self._pair_status(p) for p in self._pairs]
+
+    def _touched(self, trial) -> None:
+        self._stale.add(trial.config.get("pair"))
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -109,7 +126,8 @@ class SweepProgress(Callback):
 
     def _log_trial_end(self, trial, how: str) -> None:
         key = trial.config.get("pair", "?")
-        status = next((s for s in self._status() if s.key == key), None)
+        pair = next((p for p in self._pairs if p["key"] == key), None)
+        status = self._pair_status(pair) if pair is not None else None
         line = trial_line(
             key, trial.config.get("study_trial"), how, self._study_trial(trial), status
         )
@@ -129,13 +147,21 @@ class SweepProgress(Callback):
         if self.table.enabled:
             self._draw()
 
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._touched(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self._touched(trial)
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._touched(trial)
         if self.table.enabled:
             self._draw(force=True)
         else:
             self._log_trial_end(trial, self._outcome(trial))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._touched(trial)
         if self.table.enabled:
             self._draw(force=True)
         else:

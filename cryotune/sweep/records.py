@@ -39,6 +39,7 @@ from cryotune.sweep.status import (
     pair_counts,
     trial_points,
 )
+from cryotune.sweep.storage import study_storage
 from cryotune.sweep.workspace import SweepWorkspace
 
 # Deletes ended trials' checkpoints off Tune's event loop: unlinking a 180 MB ``last.pt`` (a small
@@ -133,7 +134,7 @@ class PairRecorder:
         ``pairs``' studies and every record written. Returns how many things it closed."""
         if self.observer is None:
             return 0
-        storage = optuna.storages.RDBStorage(self.storage_url)
+        storage = study_storage(self.storage_url)
         existing = set(optuna.get_all_study_names(storage))
         ended, recorded = [], []
         for pair in pairs:

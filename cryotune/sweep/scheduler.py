@@ -25,6 +25,7 @@ import optuna
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from cryotune.sweep.keys import FINAL, TUNE_TRIAL_ID
+from cryotune.sweep.storage import study_storage
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class PairScheduler(FIFOScheduler):
         if self._primed:
             return
         self._primed = True
-        storage = optuna.storages.RDBStorage(self._storage_url)
+        storage = study_storage(self._storage_url)
         existing = set(optuna.get_all_study_names(storage))
         for key, stopping in self._stopping.items():
             if stopping is None or stopping.study_name not in existing:

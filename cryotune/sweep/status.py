@@ -9,7 +9,16 @@ from dataclasses import asdict, dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from cryotune.observer import COMPLETE, FAILED, PRUNED, EndedTrial, Outcome, PairCounts, TrialPoint
+from cryotune.observer import (
+    COMPLETE,
+    FAILED,
+    PRUNED,
+    BestTrial,
+    EndedTrial,
+    Outcome,
+    PairCounts,
+    TrialPoint,
+)
 from cryotune.sweep.keys import ORPHANED, RESULT, TUNE_TRIAL_ID
 
 OUTCOME_OF: dict[TrialState, Outcome] = {
@@ -51,14 +60,13 @@ def live_trials(study: optuna.Study | None) -> list[FrozenTrial]:
     """The study's trials less the orphaned ones (never trained, see StudySearch.reconcile)."""
     if study is None:
         return []
-    orphaned = set(study.user_attrs.get(ORPHANED, []))
-    return [t for t in study.get_trials(deepcopy=False) if t.number not in orphaned]
+    return without_orphans(study.get_trials(deepcopy=False), study.user_attrs)
 
 
-def best_trial(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    """The complete trial with the highest score (the first of equals), None before one ends."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    return max(complete, key=lambda t: t.value) if complete else None
+def without_orphans(trials: list[FrozenTrial], study_attrs: dict) -> list[FrozenTrial]:
+    """``trials`` less those the study's user attributes name orphaned."""
+    orphaned = set(study_attrs.get(ORPHANED, []))
+    return [t for t in trials if t.number not in orphaned]
 
 
 def best_epoch(trial: FrozenTrial) -> int | None:
@@ -89,10 +97,23 @@ def _top(values: dict[int, float]) -> tuple[float | None, int | None]:
 def summarize_study(
     study: optuna.Study | None, key: str, study_name: str, budget: int, finished: bool
 ) -> PairStatus:
-    trials = live_trials(study)
-    orphaned = study.user_attrs.get(ORPHANED, []) if study is not None else []
+    attrs = study.user_attrs if study is not None else {}
+    trials = without_orphans(study.get_trials(deepcopy=False), attrs) if study is not None else []
+    orphaned = len(attrs.get(ORPHANED, []))
+    return summarize_trials(trials, orphaned, key, study_name, budget, finished)
+
+
+def summarize_trials(
+    trials: list[FrozenTrial],
+    orphaned: int,
+    key: str,
+    study_name: str,
+    budget: int,
+    finished: bool,
+) -> PairStatus:
+    """A pair's status from its live trials (``orphaned``: how many were left out)."""
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
-    best = best_trial(trials)
+    best = best_complete(trials)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     elapsed = 0.0
@@ -108,7 +129,7 @@ def summarize_study(
         pruned=count[TrialState.PRUNED],
         failed=count[TrialState.FAIL],
         running=count[TrialState.RUNNING],
-        orphaned=len(orphaned),
+        orphaned=orphaned,
         best_val_miou=best.value if best is not None else None,
         elapsed_s=elapsed,
         finished=finished,
@@ -117,16 +138,34 @@ def summarize_study(
     )
 
 
+def best_complete(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The complete trial with the highest score (the first of equals), None before one ends."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return max(complete, key=lambda t: t.value) if complete else None
+
+
+def best_trial(trial: FrozenTrial) -> BestTrial:
+    """A complete trial's number, lr and depth (as it trained: from its result's config)."""
+    config = (trial.user_attrs.get(RESULT) or {}).get("config") or {}
+    return BestTrial(
+        number=trial.number,
+        lr=config.get("lr", trial.params.get("lr")),
+        depth=config.get("depth", trial.params.get("depth")),
+        epoch=best_epoch(trial),
+    )
+
+
 def pair_counts(study: optuna.Study | None) -> PairCounts:
     trials = live_trials(study)
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
-    scores = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = best_complete(trials)
     return PairCounts(
         complete=count[TrialState.COMPLETE],
         pruned=count[TrialState.PRUNED],
         failed=count[TrialState.FAIL],
         running=count[TrialState.RUNNING],
-        best_val_miou=max(scores) if scores else None,
+        best_val_miou=best.value if best is not None else None,
+        best=best_trial(best) if best is not None else None,
     )
 
 

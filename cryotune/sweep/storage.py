@@ -13,16 +13,41 @@ A resumed sweep keeps the places it started with. URLs are shown with their pass
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryotune.errors import CryotuneError, UsageError
 from cryotune.masking import is_uri, masked_url
 
+if TYPE_CHECKING:
+    import optuna
+
 STORAGE_ENV = "CRYOTUNE_STORAGE"
 OPTUNA_STORAGE_ENV = "CRYOTUNE_OPTUNA_STORAGE"
 CONNECT_TIMEOUT_S = 5
+
+
+_STUDY_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
+_STUDY_STORAGES_LOCK = threading.Lock()
+
+
+def study_storage(url: str) -> optuna.storages.RDBStorage:
+    """This process's one Optuna storage of ``url``, shared by every pair's study, the
+    scheduler and the progress display.
+
+    A storage per pair opened a connection pool per pair: a sweep of 100 pairs on PostgreSQL
+    needed over 100 connections (its default ``max_connections``) and the driver kept 100
+    engines. Optuna's RDBStorage opens a session per call, so threads may share it.
+    """
+    import optuna
+
+    with _STUDY_STORAGES_LOCK:
+        if url not in _STUDY_STORAGES:
+            _STUDY_STORAGES[url] = optuna.storages.RDBStorage(url)
+        return _STUDY_STORAGES[url]
 
 
 def _given(flag_value: str | None, env: str) -> tuple[str | None, str | None]:

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from cryotune.documents.document import DocumentError
 from cryotune.documents.trial_result import TrialResult
 from cryotune.sweep.keys import ERROR, FINAL, ORPHANED, RESULT, TRIAL_RESULT, TUNE_TRIAL_ID
+from cryotune.sweep.storage import study_storage
 
 
 class GridPoints(optuna.samplers.GridSampler):
@@ -68,6 +69,8 @@ class _Opened:
     study_id: int
     numbers: dict[str, int]
     storage_ids: dict[str, int] = field(default_factory=dict)
+    last_steps: dict[str, int] = field(default_factory=dict)
+    told: set[str] = field(default_factory=set)
 
 
 class StudySearch:
@@ -101,7 +104,7 @@ class StudySearch:
 
     def _open(self) -> _Opened:
         if self._opened is None:
-            storage = optuna.storages.RDBStorage(self.storage_url)
+            storage = study_storage(self.storage_url)
             study = optuna.create_study(
                 study_name=self.study_name,
                 storage=storage,
@@ -126,20 +129,29 @@ class StudySearch:
     def trial_number(self, trial_id: str) -> int | None:
         return self._open().numbers.get(trial_id)
 
-    def _live(self, trial_id: str) -> tuple[int, optuna.trial.FrozenTrial] | None:
-        """The storage id and state of ``trial_id``'s study trial while it runs; None if
-        unknown or finished."""
+    def _live(self, trial_id: str) -> int | None:
+        """The storage id of ``trial_id``'s study trial while it runs; None if unknown or
+        finished.
+
+        Read from the storage once per driver session (a resumed driver finds trials told
+        before it was killed); after that this session is the only writer of the trial, so its
+        state and last reported epoch are kept here rather than read back for every result.
+        """
         opened = self._open()
         number = opened.numbers.get(trial_id)
-        if number is None:
+        if number is None or trial_id in opened.told:
             return None
         if trial_id not in opened.storage_ids:
-            opened.storage_ids[trial_id] = opened.storage.get_trial_id_from_study_id_trial_number(
+            storage_id = opened.storage.get_trial_id_from_study_id_trial_number(
                 opened.study_id, number
             )
-        storage_id = opened.storage_ids[trial_id]
-        frozen = opened.storage.get_trial(storage_id)
-        return None if frozen.state.is_finished() else (storage_id, frozen)
+            frozen = opened.storage.get_trial(storage_id)
+            if frozen.state.is_finished():
+                opened.told.add(trial_id)
+                return None
+            opened.storage_ids[trial_id] = storage_id
+            opened.last_steps[trial_id] = max(frozen.intermediate_values, default=0)
+        return opened.storage_ids[trial_id]
 
     def suggest(self, trial_id: str) -> dict:
         opened = self._open()
@@ -148,37 +160,36 @@ class StudySearch:
         opened.numbers[trial_id] = trial.number
         return dict(trial.params)
 
-    def _report(self, live: tuple[int, optuna.trial.FrozenTrial], result: dict) -> None:
-        storage_id, frozen = live
+    def _report(self, trial_id: str, storage_id: int, result: dict) -> None:
         value, step = result.get(self.metric), result.get(self.step_key)
         if value is None or step is None or not math.isfinite(float(value)):
             return
-        step = int(step)
-        if step > max(frozen.intermediate_values, default=0):
-            self._open().storage.set_trial_intermediate_value(storage_id, step, float(value))
+        step, opened = int(step), self._open()
+        if step > opened.last_steps[trial_id]:
+            opened.storage.set_trial_intermediate_value(storage_id, step, float(value))
+            opened.last_steps[trial_id] = step
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        live = self._live(trial_id)
-        if live is not None:
-            self._report(live, result)
+        storage_id = self._live(trial_id)
+        if storage_id is not None:
+            self._report(trial_id, storage_id, result)
 
     def note_error(self, trial_id: str, text: str) -> None:
         """Keep a failing trial's error in the study (call before ``on_trial_complete``)."""
-        live = self._live(trial_id)
-        if live is not None:
-            self._open().storage.set_trial_user_attr(live[0], ERROR, text[-4000:])
+        storage_id = self._live(trial_id)
+        if storage_id is not None:
+            self._open().storage.set_trial_user_attr(storage_id, ERROR, text[-4000:])
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> TrialState | None:
         """Tell the study how the trial ended; returns that state (None if already told)."""
-        live = self._live(trial_id)
-        if live is None:
+        storage_id = self._live(trial_id)
+        if storage_id is None:
             return None
-        storage_id, frozen = live
         opened = self._open()
         result = result or {}
-        self._report(live, result)
+        self._report(trial_id, storage_id, result)
         value = result.get(self.objective)
         attrs: dict[str, object] = {}
         if error:
@@ -201,7 +212,8 @@ class StudySearch:
             state, value = TrialState.PRUNED, None
         for key, attr in attrs.items():
             opened.storage.set_trial_user_attr(storage_id, key, attr)
-        opened.study.tell(frozen.number, value, state=state)
+        opened.study.tell(opened.numbers[trial_id], value, state=state)
+        opened.told.add(trial_id)
         return state
 
     def reconcile(self, known: set[str]) -> list[int]:

@@ -12,14 +12,22 @@ for the study to keep.
 With ``reuse_actors`` a worker runs many trials: imports, decoded tiles (the trainer's split
 cache) and CUDA context stay; the cached GPU memory of a finished or stopped trial is returned
 after it and again before the next trial (a stopped trial's frames live until its thread ends).
+
+``$CRYOTUNE_TRIAL_RUNNER`` (``module:function``) replaces ``run_trial`` in every trial: a seam for
+benchmarks of the sweep machinery (``bench/simulated.py`` draws a learning curve instead of
+training), read here only, never part of a sweep's plan or a model users can pick.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import importlib
 import json
+import os
+import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryotune.files import file_lock
@@ -27,6 +35,21 @@ from cryotune.sweep.keys import FINAL, TRIAL_RESULT
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
+RUNNER_ENV = "CRYOTUNE_TRIAL_RUNNER"
+DEFAULT_RUNNER = "cryotune.train.trainer:run_trial"
+
+
+def trial_runner(environ: Mapping[str, str] = os.environ):
+    """The function that trains a trial (``run_trial``'s signature, returning a TrialResult):
+    ``run_trial``, or the ``module:function`` a benchmark names in ``$CRYOTUNE_TRIAL_RUNNER``."""
+    path = environ.get(RUNNER_ENV) or DEFAULT_RUNNER
+    module, _, name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(
+            f"${RUNNER_ENV}={path}: cannot load it as module:function ({exc})"
+        ) from None
 
 
 def epoch_metrics(report: dict, best_val_miou: float) -> dict:
@@ -83,7 +106,7 @@ def _exclusive(trial_dir: Path):
     return file_lock(trial_dir / ".lock")
 
 
-def _settle(tracked: bool) -> None:
+def _settle(tracked: bool, trains_models: bool = True) -> None:
     """Before each trial on a (reused) worker: collect what earlier trials left, then freeze
     every object still alive, so that collections during and after this trial walk only the
     objects it creates.
@@ -94,9 +117,10 @@ def _settle(tracked: bool) -> None:
     replaces the actor), so what survives the collection is the worker's own state (modules,
     caches, clients). Frozen objects are still freed by reference counting, only never by the
     cycle collector. The modules ``run_trial`` imports on first use are imported first, so the
-    first trial's collections skip them too.
+    first trial's collections skip them too (``trains_models``: not for a benchmark's runner).
     """
-    _import_trial_modules(tracked)
+    if trains_models:
+        _import_trial_modules(tracked)
     _release_memory()
     gc.freeze()
 
@@ -112,9 +136,8 @@ def _import_trial_modules(tracked: bool) -> None:
 
 def _release_memory() -> None:
     gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # not loaded: no CUDA memory to return
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
@@ -125,9 +148,9 @@ def sweep_trial(config: dict) -> None:
 
     from cryotune.config import TrialConfig
     from cryotune.tracking.trial import TRACKING_KEY, TrialTracker
-    from cryotune.train.trainer import run_trial
 
-    _settle(tracked=bool(config.get(TRACKING_KEY)))
+    run_trial = trial_runner()
+    _settle(tracked=bool(config.get(TRACKING_KEY)), trains_models=not os.environ.get(RUNNER_ENV))
     trial_id = tune.get_context().get_trial_id()
     trial_dir = Path(config["trials_dir"]) / trial_id
     trial_dir.mkdir(parents=True, exist_ok=True)

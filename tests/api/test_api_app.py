@@ -111,6 +111,9 @@ def test_unknown_names_answer_404_listing_what_exists(api, path, kind, existing)
     [
         ("/sweeps", {"state": "paused"}),
         ("/sweeps", {"stat": "running"}),
+        ("/sweeps", {"limit": "0"}),
+        ("/sweeps", {"limit": "1001"}),
+        ("/sweeps", {"page_token": "%%"}),
         ("/best/glid", {"limit": "3"}),
         ("/report/api-glid", {"format": "pdf"}),
         ("/report/api-glid", {"fmt": "md"}),
@@ -145,6 +148,23 @@ def test_the_report_answers_as_json_or_as_the_papers_table_in_markdown(api, api_
     assert api.get(f"/report/{api_sweep.name}", params={"format": "csv"}).text.startswith(
         "model,dataset,state"
     )
+
+
+def test_the_sweep_list_pages_with_a_next_link(serve, planned_sweeps, tmp_path):
+    root = planned_sweeps(tmp_path / "runs", "sweep-c", "sweep-a", "sweep-b")
+    with httpx.Client(base_url=serve("--workspace", str(root)).url, timeout=30) as api:
+        whole = api.get("/sweeps")
+        assert [s["name"] for s in whole.json()] == ["sweep-a", "sweep-b", "sweep-c"]
+        assert "x-next-page-token" not in whole.headers and "link" not in whole.headers
+        first = api.get("/sweeps", params={"limit": 2})
+        assert [s["name"] for s in first.json()] == ["sweep-a", "sweep-b"]
+        following = first.links["next"]["url"]
+        assert first.headers["x-next-page-token"] in following and "limit=2" in following
+        last = api.get(following)
+        assert [s["name"] for s in last.json()] == ["sweep-c"] and "link" not in last.headers
+        token = first.headers["x-next-page-token"]
+        again = api.get("/sweeps", params={"page_token": token, "state": "interrupted"})
+        assert [s["name"] for s in again.json()] == ["sweep-c"]
 
 
 def test_the_api_is_read_only(api):

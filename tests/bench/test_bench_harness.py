@@ -106,5 +106,6 @@ def test_an_unknown_benchmark_is_refused_with_the_valid_names():
     done = bench("nosuch")
     assert done.returncode == 2
     assert "unknown benchmark 'nosuch'" in done.stderr
-    for name in ("time_to_quality", "overhead", "data_path", "concurrent_pairs", "gpu_trainer"):
+    names = ("time_to_quality", "overhead", "data_path", "concurrent_pairs", "scale", "gpu_trainer")
+    for name in names:
         assert name in done.stderr

@@ -10,7 +10,7 @@ import pytest
 from cryotune.cli import main
 from cryotune.errors import NotFoundError, UsageError
 from cryotune.query.mlflow_store import MlflowSource
-from cryotune.query.service import Query, open_query
+from cryotune.query.service import PageTokenError, Query, open_query
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,18 @@ def test_sweeps_list_state_datasets_models_and_counts(query):
     for sweep in sweeps.values():
         assert sweep.started_at.tzinfo is not None and sweep.started_at <= sweep.updated_at
     assert [s.name for s in query.sweeps("running")] == ["beta"]
+
+
+def test_the_sweep_list_pages_by_name(query):
+    first = query.sweep_page(limit=1)
+    assert [s.name for s in first.sweeps] == ["alpha"] and first.next_page_token
+    second = query.sweep_page(limit=1, page_token=first.next_page_token)
+    assert [s.name for s in second.sweeps] == ["beta"] and second.next_page_token is None
+    assert query.sweep_page().sweeps == query.sweeps()  # a small store: one page, as before
+    running = query.sweep_page(state="running", limit=1)
+    assert [s.name for s in running.sweeps] == ["beta"] and running.next_page_token is None
+    with pytest.raises(PageTokenError, match="page_token"):
+        query.sweep_page(page_token="not base64!")
 
 
 def test_a_running_sweep_shows_each_pairs_progress_and_best_so_far(query, contract_store):

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from cryotune.cli import main
 from cryotune.errors import NotFoundError
-from cryotune.query.service import Query, open_query
+from cryotune.query.service import PageTokenError, Query, open_query
 
 SWEEP = "smoke-glid-caffe"
 PAIRS = ["glid/unet", "glid/ssl4eo_mae", "caffe/unet", "caffe/ssl4eo_mae"]
@@ -136,3 +136,17 @@ def test_a_corrupt_record_is_reported_where_its_pair_is_shown(finished_workspace
     assert main(["best", "glid", "--workspace", str(workspace)]) == 1
     err = capsys.readouterr().err
     assert str(record) in err and str(other) in err
+
+
+def test_the_sweep_list_pages_by_name(planned_sweeps, tmp_path):
+    query = open_query(planned_sweeps(tmp_path / "runs", "c-sweep", "a-sweep", "b-sweep"))
+    first = query.sweep_page(limit=2)
+    assert [s.name for s in first.sweeps] == ["a-sweep", "b-sweep"]
+    second = query.sweep_page(limit=2, page_token=first.next_page_token)
+    assert [s.name for s in second.sweeps] == ["c-sweep"] and second.next_page_token is None
+    whole = query.sweep_page()
+    assert whole.sweeps == query.sweeps() and whole.next_page_token is None
+    assert {s.state for s in whole.sweeps} == {"interrupted"}  # planned, no driver, no record
+    assert query.sweep_page(state="finished", limit=1).sweeps == []
+    with pytest.raises(PageTokenError, match="page_token"):
+        query.sweep_page(page_token="%%")

@@ -179,6 +179,21 @@ def test_sweep_on_postgres_and_shared_storage_resumes_from_there(
     assert f"keeps its Tune experiment in {storage}, not {tmp_path / 'elsewhere'}" in moved.stderr
 
 
+def test_more_pairs_than_postgres_takes_connections_each_ask_their_study(postgres):
+    from cryotune.sweep.space import PairSpace
+    from cryotune.sweep.spec import SearchSpace
+    from cryotune.sweep.study import SamplerRecipe, StudySearch
+
+    pairs = 110  # PostgreSQL's default max_connections is 100
+    prefix, space = uuid.uuid4().hex[:8], PairSpace.resolve(SearchSpace(), 12, True).searched
+    searches = [
+        StudySearch(space, f"{prefix}/{i}", f"{postgres}/optuna", SamplerRecipe("tpe", i), "lr")
+        for i in range(pairs)
+    ]
+    asked = [search.suggest(f"trial-{i}") for i, search in enumerate(searches)]
+    assert len(asked) == pairs and all(1e-6 <= a["lr"] <= 1e-3 for a in asked)
+
+
 def test_passwords_are_masked_and_other_locations_kept():
     assert masked_url("postgresql://u:pw@db:5432/optuna") == "postgresql://u:***@db:5432/optuna"
     assert masked_url("postgresql://u@db/optuna") == "postgresql://u@db/optuna"

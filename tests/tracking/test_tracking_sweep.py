@@ -43,6 +43,7 @@ def test_one_experiment_per_sweep_with_a_three_level_tree(store):
     (sweep,) = by_level["sweep"]
     assert sweep.info.run_name == SWEEP and names.PARENT_TAG not in sweep.data.tags
     assert sweep.data.tags[names.TAG_STATE] == "finished" and sweep.info.status == "FINISHED"
+    assert float(sweep.data.tags[names.TAG_HEARTBEAT]) > sweep.info.start_time / 1000
     assert sweep.data.tags[names.TAG_DATASETS] == "glid,caffe"
     assert sweep.data.tags[names.TAG_MODELS] == "unet,ssl4eo_mae"
     assert sweep.data.tags[names.TAG_WORKSPACE] == str(sweep_dir)
@@ -122,6 +123,10 @@ def test_pair_runs_hold_counts_plots_and_the_record(store):
         assert metrics["trials_failed"] == 0 and metrics["trials_running"] == 0
         assert metrics["best_val_miou"] == pytest.approx(record["best"]["val_miou"])
         assert metrics["best_test_miou"] == pytest.approx(record["best"]["test_metrics"]["miou"])
+        tags = pair.data.tags  # its best trial, so readers need not read every trial run
+        assert int(tags[names.TAG_BEST_STUDY_TRIAL]) == record["ids"]["study_trial"]
+        assert float(tags[names.TAG_BEST_LR]) == pytest.approx(record["config"]["lr"])
+        assert tags[names.TAG_BEST_DEPTH] == str(record["config"]["depth"])
         done = client.get_metric_history(pair.info.run_id, "trials_complete")
         assert [m.step for m in done][:4] == [1, 2, 3, 4]  # one point per ended trial
         artifacts = {a.path for a in client.list_artifacts(pair.info.run_id)}
