@@ -31,8 +31,9 @@ from cryotune.query.models import (
 from cryotune.query.service import DEFAULT_PAGE, MAX_PAGE, PageTokenError, Query
 from cryotune.report.models import Report
 from cryotune.report.render import MEDIA_TYPES, render
+from cryotune.sweep.workspace import SWEEP_NAME_PATTERN
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_PATTERN = SWEEP_NAME_PATTERN
 SweepName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128, description="sweep name")]
 DatasetKey = Annotated[
     str, Path(pattern=NAME_PATTERN, max_length=64, description="dataset key, e.g. glid")
@@ -59,7 +60,8 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="sweeps per
 PageToken = Annotated[
     str | None,
     QueryParameter(
-        max_length=512,
+        pattern=NAME_PATTERN,
+        max_length=128,
         description=f"the {NEXT_PAGE_HEADER} header of the previous page, for the next one",
     ),
 ]

@@ -11,8 +11,7 @@ shift nor repeat what a client has seen.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Protocol
@@ -32,6 +31,7 @@ from cryotune.reference import LATER_SOURCE, PAPER_SOURCE
 from cryotune.report.models import REPORT_TITLE, ReferenceTable, Report
 from cryotune.report.repeats import read_repeats
 from cryotune.report.table import build_report, pending_pairs
+from cryotune.sweep.workspace import SWEEP_NAME_PATTERN
 
 DEFAULT_PAGE = 100
 """Sweeps per page unless asked otherwise: every sweep of a small store in one page."""
@@ -188,18 +188,19 @@ def _of_sweep(record: PairRecord | UnreadableRecord, detail: SweepDetail) -> boo
 
 
 def encode_page_token(last_name: str) -> str:
-    return base64.urlsafe_b64encode(last_name.encode()).decode().rstrip("=")
+    """A page's token: the last sweep name it showed (names are unique and sort the list), so
+    every well-formed token is one a reader may give."""
+    return last_name
 
 
 def decode_page_token(token: str) -> str:
-    """The last name of the page a token ends; PageTokenError for anything else."""
-    try:
-        name = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        name = ""
-    if not name or encode_page_token(name) != token:
-        raise PageTokenError(f"page_token {token[:64]!r}: not a token from a previous page")
-    return name
+    """The sweep name a page ended with; PageTokenError for anything that is not a name."""
+    if len(token) > 128 or not re.match(SWEEP_NAME_PATTERN, token):
+        raise PageTokenError(
+            f"page_token {token[:64]!r}: not a token from a previous page (the last sweep name "
+            "a page showed)"
+        )
+    return token
 
 
 def _entry(record: BestRecord) -> LeaderboardEntry:

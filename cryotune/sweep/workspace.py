@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 DEFAULT_WORKSPACE = "cryotune-runs"
 TUNE_EXPERIMENT = "tune"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SWEEP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+_NAME = re.compile(SWEEP_NAME_PATTERN)
 DRIVER_WAIT_S = 2.0
 # The sweeps this process drives: probing their lock would find our own hold.
 _DRIVING: set[Path] = set()
