@@ -169,6 +169,21 @@ class StudySearch:
             opened.storage.set_trial_intermediate_value(storage_id, step, float(value))
             opened.last_steps[trial_id] = step
 
+    def _fill_history(self, storage_id: int, result: TrialResult) -> None:
+        """Store the epochs of a completed trial's history its study never heard of: a resumed
+        trial continues after its checkpoint, and an epoch checkpointed just before a driver
+        (or the trial) was killed was never reported."""
+        storage = self._open().storage
+        known = storage.get_trial(storage_id).intermediate_values
+        best = float("-inf")
+        for epoch in result.history:
+            if epoch.val_miou is None or not math.isfinite(epoch.val_miou):
+                continue
+            best = max(best, epoch.val_miou)
+            if epoch.epoch not in known:
+                value = best if self.metric == "best_val_miou" else epoch.val_miou
+                storage.set_trial_intermediate_value(storage_id, epoch.epoch, float(value))
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         storage_id = self._live(trial_id)
         if storage_id is not None:
@@ -205,6 +220,7 @@ class StudySearch:
                         where = f"the final result of Tune trial {trial_id}"
                         parsed = TrialResult.parse_json(result[TRIAL_RESULT], where)
                         attrs[RESULT] = parsed.to_dict()
+                        self._fill_history(storage_id, parsed)
                     except DocumentError as exc:
                         attrs[ERROR] = str(exc)
                         state, value = TrialState.FAIL, None

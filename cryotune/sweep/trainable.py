@@ -36,6 +36,7 @@ from cryotune.sweep.keys import FINAL, TRIAL_RESULT
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.txt"
 RUNNER_ENV = "CRYOTUNE_TRIAL_RUNNER"
+REPLAYED = "replayed"
 DEFAULT_RUNNER = "cryotune.train.trainer:run_trial"
 
 
@@ -63,6 +64,18 @@ def epoch_metrics(report: dict, best_val_miou: float) -> dict:
         "lr": report["lr"],
         "epoch_seconds": report["seconds"],
         "peak_memory_mb": report["peak_memory_mb"],
+    }
+
+
+def replayed_metrics(epoch: dict, best_val_miou: float) -> dict:
+    """An epoch a resumed trial had trained before, reported again before it trains on: a
+    driver killed while the epoch's result was on its way never stored it in the study, and
+    the study keeps only epochs it has not seen (so does ASHA's rung record)."""
+    return {
+        "epoch": epoch["epoch"],
+        "val_miou": epoch["val_miou"],
+        "best_val_miou": best_val_miou,
+        REPLAYED: True,
     }
 
 
@@ -162,16 +175,17 @@ def sweep_trial(config: dict) -> None:
             return
         trial_config = TrialConfig(**config["trial"])
         node_id = ray.get_runtime_context().get_node_id()
-        payload = _train(trial_config, trial_dir, tune.report, run_trial, tracker, node_id)
+        payload = train_in_folder(trial_config, trial_dir, tune.report, run_trial, tracker, node_id)
     tune.report(final_metrics(payload))
 
 
-def _train(
+def train_in_folder(
     trial_config, trial_dir: Path, report, run_trial, tracker=None, node_id: str | None = None
 ) -> dict:
     """Run (or continue) the trial in its folder; returns the TrialResult as a dict.
 
-    Every evaluated epoch is appended to ``epochs.jsonl`` with the Ray node (``node_id``) it ran on.
+    Every evaluated epoch is appended to ``epochs.jsonl`` with the Ray node (``node_id``) it ran on;
+    a continued trial reports those epochs again before it trains on (``replayed_metrics``).
 
     With a ``tracker`` (``TrialTracker``) the trial's MLflow run gets its params, every epoch's
     metrics and its end, each spooled before Tune hears of it.
@@ -180,7 +194,9 @@ def _train(
     best = float("-inf")
     if progress_file.exists():
         for line in progress_file.read_text().splitlines():
-            best = max(best, json.loads(line)["val_miou"])
+            epoch = json.loads(line)
+            best = max(best, epoch["val_miou"])
+            report(replayed_metrics(epoch, best))
 
     def on_epoch(epoch) -> None:
         nonlocal best

@@ -133,9 +133,12 @@ def test_resume_after_sigkill_keeps_finished_trials_and_completes_the_sweep(
     continued = _epochs_run(interrupted_dir)
     assert continued[: len(interrupted_epochs)] == interrupted_epochs
     assert continued == sorted(set(continued)), continued
-    assert after[(interrupted_study(interrupted, after), interrupted.number)]["state"] in (
-        TrialState.COMPLETE,
-        TrialState.PRUNED,
+    ended = after[(interrupted_study(interrupted, after), interrupted.number)]
+    assert ended["state"] in (TrialState.COMPLETE, TrialState.PRUNED)
+    # Its study holds every epoch it trained, those around the kill included, with no gap.
+    stored = sorted(ended["intermediate"])
+    assert stored == (
+        continued if ended["state"] == TrialState.COMPLETE else continued[: len(stored)]
     )
     for trial_dir in (sweep_dir / "trials").iterdir():
         ran = _epochs_run(trial_dir)

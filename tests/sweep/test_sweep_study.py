@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from cryotune.config import TrialConfig
-from cryotune.documents.trial_result import TrialResult
+from cryotune.documents.trial_result import EpochReport, TrialResult
 from cryotune.sweep.keys import FINAL, TRIAL_RESULT, TUNE_TRIAL_ID
 from cryotune.sweep.study import SamplerRecipe, StudySearch
 
@@ -81,6 +81,44 @@ def test_only_a_final_result_completes_a_trial_with_its_best_score(search):
     # A replayed result after the study finished the trial is ignored, not an error.
     search.on_trial_result("t1", _epoch(3, 10.0))
     assert search.on_trial_complete("t1", result=final) is None
+
+
+def _history(*values: float) -> list[EpochReport]:
+    return [
+        EpochReport(
+            epoch=epoch,
+            train_loss=1.0,
+            val_miou=value,
+            per_class_iou=[value, value],
+            lr=1e-4,
+            seconds=1.0,
+            val_metrics={"miou": value},
+            peak_memory_mb=None,
+            checkpoint_dir=None,
+        )
+        for epoch, value in enumerate(values, start=1)
+    ]
+
+
+def test_a_completed_trial_fills_the_epochs_its_study_never_heard_of(search):
+    """A trial resumed after its driver was killed continues after its checkpoint: the epoch
+    checkpointed just before the kill reached no study, but its history holds it."""
+    search.suggest("t1")
+    search.on_trial_result("t1", _epoch(1, 40.0))
+    search.on_trial_result("t1", _epoch(3, 45.0))  # epoch 2: checkpointed, never reported
+    payload = TrialResult(
+        config=TrialConfig(dataset="glid", model="unet"),
+        history=_history(40.0, 46.0, 45.0),
+        best_epoch=2,
+        best_val_miou=46.0,
+        best_val_metrics={"miou": 46.0},
+        test_metrics=None,
+        info={},
+        seconds=1.0,
+    )
+    final = {**_epoch(3, 45.0), "best_val_miou": 46.0, FINAL: True, TRIAL_RESULT: payload.to_json()}
+    assert search.on_trial_complete("t1", result=final) == TrialState.COMPLETE
+    assert _trial(search, 0).intermediate_values == {1: 40.0, 2: 46.0, 3: 45.0}
 
 
 def test_a_final_result_that_is_not_a_trial_result_fails_the_trial_naming_it(search):
