@@ -28,7 +28,14 @@ from cryotune.query.models import (
     SweepState,
     SweepSummary,
 )
-from cryotune.query.service import DEFAULT_PAGE, MAX_PAGE, PageTokenError, Query
+from cryotune.query.service import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    PAGE_TOKEN_MAX,
+    PAGE_TOKEN_PATTERN,
+    PageTokenError,
+    Query,
+)
 from cryotune.report.models import Report
 from cryotune.report.render import MEDIA_TYPES, render
 from cryotune.sweep.workspace import SWEEP_NAME_PATTERN
@@ -60,8 +67,8 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="sweeps per
 PageToken = Annotated[
     str | None,
     QueryParameter(
-        pattern=NAME_PATTERN,
-        max_length=128,
+        pattern=PAGE_TOKEN_PATTERN,
+        max_length=PAGE_TOKEN_MAX,
         description=f"the {NEXT_PAGE_HEADER} header of the previous page, for the next one",
     ),
 ]

@@ -36,6 +36,10 @@ from cryotune.sweep.workspace import SWEEP_NAME_PATTERN
 DEFAULT_PAGE = 100
 """Sweeps per page unless asked otherwise: every sweep of a small store in one page."""
 MAX_PAGE = 1000
+PAGE_TOKEN_PREFIX = "after:"
+PAGE_TOKEN_PATTERN = "^" + PAGE_TOKEN_PREFIX + SWEEP_NAME_PATTERN.removeprefix("^")
+"""Not a bare name: a number or boolean sent as a token would read as one."""
+PAGE_TOKEN_MAX = len(PAGE_TOKEN_PREFIX) + 128
 
 
 class PageTokenError(UsageError):
@@ -188,19 +192,19 @@ def _of_sweep(record: PairRecord | UnreadableRecord, detail: SweepDetail) -> boo
 
 
 def encode_page_token(last_name: str) -> str:
-    """A page's token: the last sweep name it showed (names are unique and sort the list), so
-    every well-formed token is one a reader may give."""
-    return last_name
+    """A page's token: ``after:`` and the last sweep name it showed (names are unique and sort
+    the list), so every token of that form is one a reader may give."""
+    return PAGE_TOKEN_PREFIX + last_name
 
 
 def decode_page_token(token: str) -> str:
-    """The sweep name a page ended with; PageTokenError for anything that is not a name."""
-    if len(token) > 128 or not re.match(SWEEP_NAME_PATTERN, token):
+    """The sweep name a page ended with; PageTokenError for anything else."""
+    if len(token) > PAGE_TOKEN_MAX or not re.match(PAGE_TOKEN_PATTERN, token):
         raise PageTokenError(
-            f"page_token {token[:64]!r}: not a token from a previous page (the last sweep name "
-            "a page showed)"
+            f"page_token {token[:64]!r}: not a token from a previous page ('after:' and the "
+            "last sweep name it showed)"
         )
-    return token
+    return token.removeprefix(PAGE_TOKEN_PREFIX)
 
 
 def _entry(record: BestRecord) -> LeaderboardEntry:
