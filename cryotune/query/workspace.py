@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial
 from cryotune.documents.plan import PlannedPair
 from cryotune.documents.record import PairRecord, UnreadableRecord, read_record
 from cryotune.errors import NotFoundError
+from cryotune.locations import workspace_root
 from cryotune.query.models import (
     BestSoFar,
     PairSummary,
@@ -34,7 +35,7 @@ from cryotune.sweep.status import (
     summarize_trials,
     without_orphans,
 )
-from cryotune.sweep.workspace import DEFAULT_WORKSPACE, SweepWorkspace, list_sweeps
+from cryotune.sweep.workspace import SweepWorkspace, list_sweeps
 
 
 class WorkspaceSource:
@@ -43,7 +44,7 @@ class WorkspaceSource:
     kind = "workspace"
 
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root if root is not None else DEFAULT_WORKSPACE).expanduser().resolve()
+        self.root = workspace_root(root)
         self._storages: dict[str, optuna.storages.RDBStorage] = {}
         self._lock = threading.Lock()
 

@@ -26,8 +26,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from cryotune.errors import UsageError
 from cryotune.extras import require_extra
+from cryotune.locations import workspace_root
 from cryotune.masking import masked_url
-from cryotune.sweep.workspace import DEFAULT_WORKSPACE, list_sweeps
+from cryotune.sweep.workspace import list_sweeps
 
 READ_METHODS = ("GET", "HEAD")
 DEFAULT_PORT = 8080
@@ -49,7 +50,7 @@ def study_storage(
     if optuna_storage is not None:
         return StudyStorage(_existing(optuna_storage, "--optuna-storage"), "its studies")
     sweeps = {w.name: w for w in list_sweeps(workspace)}
-    root = Path(workspace if workspace is not None else DEFAULT_WORKSPACE).expanduser().resolve()
+    root = workspace_root(workspace)
     if name is None:
         if len(sweeps) != 1:
             listing = ", ".join(sweeps) if sweeps else "none"

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 
 from cryotune.errors import UsageError
 from cryotune.files import LockBusy, file_lock, lock_is_held, replacing, write_json_atomic
+from cryotune.locations import workspace_root
 
 if TYPE_CHECKING:
     from cryotune.documents.plan import SweepPlanDocument
 
-DEFAULT_WORKSPACE = "cryotune-runs"
 TUNE_EXPERIMENT = "tune"
 SWEEP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _NAME = re.compile(SWEEP_NAME_PATTERN)
@@ -61,8 +61,7 @@ class SweepWorkspace:
 
     @classmethod
     def at(cls, root: str | Path | None, name: str) -> SweepWorkspace:
-        base = Path(root if root is not None else DEFAULT_WORKSPACE).expanduser().resolve()
-        return cls(base, check_sweep_name(name))
+        return cls(workspace_root(root), check_sweep_name(name))
 
     @property
     def dir(self) -> Path:
@@ -207,7 +206,7 @@ class SweepWorkspace:
 
 
 def list_sweeps(root: str | Path | None) -> list[SweepWorkspace]:
-    base = Path(root if root is not None else DEFAULT_WORKSPACE).expanduser().resolve()
+    base = workspace_root(root)
     if not base.is_dir():
         return []
     return [

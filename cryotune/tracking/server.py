@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryotune.errors import CryotuneError, UsageError
-from cryotune.sweep.workspace import DEFAULT_WORKSPACE
+from cryotune.locations import workspace_root
 from cryotune.tracking.uri import (
     ARTIFACTS_DIR,
     default_tracking_uri,
@@ -85,9 +85,9 @@ def ui_server(
         elif path is not None:
             artifacts = path.parent / ARTIFACTS_DIR
         else:
-            artifacts = Path(workspace or DEFAULT_WORKSPACE).expanduser().resolve() / ARTIFACTS_DIR
+            artifacts = workspace_root(workspace) / ARTIFACTS_DIR
         return UiServer(uri, artifacts, host, port)
-    root = Path(workspace or DEFAULT_WORKSPACE).expanduser().resolve()
+    root = workspace_root(workspace)
     if not root.is_dir():
         raise UsageError(
             f"--workspace {root}: no such folder; run a sweep first or give the workspace "
