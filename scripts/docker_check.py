@@ -91,6 +91,8 @@ def check_sweep(args: argparse.Namespace) -> int:
         )
 
     storage = optuna.storages.RDBStorage(args.optuna)
+    killed = json.loads(args.driver_killed) if args.driver_killed else None
+    killed_node = killed["epochs"][-1]["node"] if killed else None
     tune_ids = set()
     for pair in args.pairs.split(","):
         dataset, model = pair.split("/")
@@ -105,16 +107,18 @@ def check_sweep(args: argparse.Namespace) -> int:
             tune_ids.add(trial_id)
             numbers = [e["epoch"] for e in ran.get(trial_id, [])]
             values = sorted(trial.intermediate_values)
-            if args.driver_killed and json.loads(args.driver_killed)["trial"] == trial_id:
+            if killed and any(e["node"] == killed_node for e in ran.get(trial_id, [])):
                 # Known gap (reported): epochs reported to a driver killed before it stored them
-                # are missing from the study; those trained after the resume (on another Ray
-                # node than the killed job's) must all be there.
-                killed_node = json.loads(args.driver_killed)["epochs"][-1]["node"]
+                # are missing from the study, for every trial that driver was running; those
+                # trained after the resume (on another Ray node than the killed job's) must all
+                # be there, and the trial caught mid-run must have some.
                 resumed = {e["epoch"] for e in ran[trial_id] if e["node"] != killed_node}
                 missing = sorted(set(numbers) - set(values))
                 print(f"note: study trial {trial.number} lacks the values of epochs {missing}")
                 check(
-                    set(values) <= set(numbers) and bool(resumed) and resumed <= set(values),
+                    set(values) <= set(numbers)
+                    and resumed <= set(values)
+                    and (bool(resumed) or trial_id != killed["trial"]),
                     f"study trial {trial.number} has a value per epoch {trial_id} trained after "
                     f"the resume {sorted(resumed)}",
                 )
@@ -171,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--lost", help="wait-trial's output for the trial whose node was killed")
     sweep.add_argument(
         "--driver-killed",
-        help="wait-trial's output for the trial running when the driver was killed",
+        help="wait-trial's output for a trial running when the driver was killed (its node is "
+        "the killed job's)",
     )
     args = parser.parse_args(argv)
     if args.command == "wait-trial":
