@@ -1,0 +1,364 @@
+"""A pretrained encoder for the depth benchmark: a small ViT, its synthetic pretext task, its
+downstream dataset, and the trial runner that finetunes it through cryotune's own trainer.
+
+No GFM checkpoint can be downloaded here, so the benchmark makes one. A synthetic multispectral
+world (GSDD's 10 bands) holds ``MATERIALS`` materials, each a spectral signature; a scene is a
+map of material regions (smooth random fields, regions a few patches wide) plus texture and
+heavy per-pixel noise, so a pixel's material is only told apart from its neighbourhood.
+
+- Pretext (pretraining): label every pixel with its material's *group*; the materials come in
+  pairs whose signatures differ only slightly (``SIBLING_SHIFT`` in three bands), and a pair is
+  one group. Pretraining on plenty of scenes teaches the early blocks to denoise spectra over a
+  neighbourhood and the later blocks to merge the two siblings of a group.
+- Downstream (the benchmark's task, written as GSDD's real files): "debris" is one sibling of
+  one group, the background everything else, its sibling included; 16 training tiles.
+
+So the pretrained features are useful but not sufficient: frozen, the decoder reads group
+features that have merged the very distinction the task needs; the top blocks must unlearn the
+merge, while the early, denoising blocks are worth keeping, and a learning rate high enough to
+train the decoder and top blocks in time damages them when they train too. The benchmark does
+not assume which depth wins; it measures it (``bench.time_to_quality_depth``).
+
+The encoder is cryotune's own ``ViTEncoder`` over a timm ViT (12 blocks, as ViT-S/B, so the
+default space's depth 0..12 is the one users meet; width 64, 4 px patches) with cryotune's
+UPerNet at 32 channels instead of 512 (a CPU budget). ``run_trial`` is a
+``$CRYOTUNE_TRIAL_RUNNER``: it calls ``cryotune.train.trainer.run_trial`` itself (data pipeline,
+tile cache, finetuning depth, optimiser, validation, checkpoints), with the pair's encoder spec,
+weights and decoder width swapped for these, in the trial's own process only. The pair keeps a
+registered pretrained 12-block ViT's name (``MODEL``) so the driver resolves its depth range as
+for any such model; its records name this checkpoint as their weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import MappingProxyType
+from unittest import mock
+
+import numpy as np
+
+DATASET, MODEL = "gsdd", "ssl4eo_mae"
+CHECKPOINT_ENV = "CRYOTUNE_BENCH_VIT"  # the pretrained encoder a trial loads
+CACHE = Path(__file__).parent / "cache"  # gitignored
+
+BANDS = 10
+MATERIALS = 8  # 4 groups of 2 siblings
+SIBLING_SHIFT = 0.45
+SIGNATURE_STD = 0.6
+NOISE = 0.9
+TEXTURE = 0.3
+REGION_PX = 10  # smooth-field cell: regions a few 4 px patches wide
+DEBRIS = 0  # the downstream's positive class: material 0 (its sibling, 1, is background)
+WORLD_SEED = 1234
+
+EMBED, HEADS, BLOCKS, PATCH, MLP_RATIO = 64, 4, 12, 4, 2.0
+TAPS = (3, 5, 7, 11)
+MID_TAP = 5  # pretraining labels materials here, groups at the last block
+DECODER_CHANNELS = 32
+CROP = 32
+PRETRAIN_STEPS = 1200
+
+
+# ---------------------------------------------------------------------------------------------
+# the synthetic world
+
+
+def signatures() -> np.ndarray:
+    """(MATERIALS, BANDS) spectral signatures in normalised units; siblings 2k, 2k+1 differ by
+    ``SIBLING_SHIFT`` in three bands."""
+    rng = np.random.default_rng(WORLD_SEED)
+    out = np.zeros((MATERIALS, BANDS))
+    for group in range(MATERIALS // 2):
+        base = rng.normal(0.0, SIGNATURE_STD, BANDS)
+        shift = np.zeros(BANDS)
+        bands = rng.choice(BANDS, size=3, replace=False)
+        shift[bands] = SIBLING_SHIFT * rng.choice([-1.0, 1.0], size=3)
+        out[2 * group], out[2 * group + 1] = base - shift / 2, base + shift / 2
+    return out
+
+
+def _smooth(generator, batch: int, channels: int, size: int, cell: int):
+    import torch
+    import torch.nn.functional as F
+
+    coarse = torch.randn(batch, channels, size // cell + 2, size // cell + 2, generator=generator)
+    return F.interpolate(coarse, size=(size + 2 * cell, size + 2 * cell), mode="bilinear")[
+        ..., cell : cell + size, cell : cell + size
+    ]
+
+
+def scenes(generator, batch: int, size: int, weights: tuple[float, ...] | None = None):
+    """``batch`` scenes: (normalised bands (B, BANDS, size, size) float32, materials (B, size,
+    size) int64). ``weights`` biases how often each material wins its regions."""
+    import torch
+
+    fields = _smooth(generator, batch, MATERIALS, size, REGION_PX)
+    if weights is not None:
+        fields = fields + torch.tensor(weights, dtype=fields.dtype)[None, :, None, None]
+    materials = fields.argmax(dim=1)
+    table = torch.tensor(signatures(), dtype=torch.float32)
+    image = table[materials].permute(0, 3, 1, 2)
+    image = image + TEXTURE * _smooth(generator, batch, BANDS, size, 8)
+    image = image + NOISE * torch.randn(image.shape, generator=generator)
+    return clip_as_files(image).float(), materials
+
+
+def _band_stats():
+    from cryotune.data.datasets import get_dataset
+
+    modality = get_dataset(DATASET).modalities[0]
+    return np.asarray(modality.mean, np.float32), np.asarray(modality.std, np.float32)
+
+
+def clip_as_files(image):
+    """What cryotune reads back of ``image`` once written as GSDD's [0, 1] float32 bands."""
+    import torch
+
+    mean, std = (torch.from_numpy(a)[None, :, None, None] for a in _band_stats())
+    raw = (mean + std * image).clamp(0.0, 1.0)
+    return (raw - mean) / std
+
+
+DOWNSTREAM_WEIGHTS = (0.35, 0.35) + (0.0,) * (MATERIALS - 2)  # debris and its sibling common
+
+
+def write_dataset(out: Path, train: int = 16, val: int = 12, size: int = 48, seed: int = 0) -> Path:
+    """The downstream task in GSDD's real layout (``{split}/image/*.tif`` of 10 float32 bands in
+    [0, 1], ``{split}/mask/*.tif``), written with the synthetic writers' GeoTIFF profile."""
+    import torch
+
+    from cryotune.data.datasets import get_dataset
+    from cryotune.data.synth import _write
+
+    spec = get_dataset(DATASET)
+    mean, std = _band_stats()
+    generator = torch.Generator().manual_seed(seed)
+    index = 0
+    for split, count in (("train", train), ("val", val), ("test", val)):
+        image_dir, mask_dir = (
+            spec.layout.image_folder(out, split),
+            spec.layout.mask_folder(out, split),
+        )
+        image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        images, materials = scenes(generator, count, size, DOWNSTREAM_WEIGHTS)
+        for i in range(count):
+            raw = (mean[:, None, None] + std[:, None, None] * images[i].numpy()).astype(np.float32)
+            mask = (materials[i].numpy() == DEBRIS).astype(np.uint8)
+            name = f"{DATASET}_{split}_{i:04d}.tif"
+            _write(image_dir / name, raw, "GTiff", index)
+            _write(mask_dir / name, mask[None], "GTiff", index)
+            index += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the encoder
+
+
+def bench_spec():
+    """The registered ``MODEL`` spec with this benchmark's architecture: every dataset band,
+    4 px patches at ``CROP`` px, width 64, 12 blocks tapped at ``TAPS``."""
+    from cryotune.data.bands import ANY_BANDS
+    from cryotune.models.encoders import get_encoder_spec
+
+    return dataclasses.replace(
+        get_encoder_spec(MODEL),
+        title="bench ViT (12 x 64, 4 px patches), pretrained on the depth benchmark's pretext",
+        builder=build_encoder,
+        input_size=CROP,
+        patch_size=PATCH,
+        embed_dim=EMBED,
+        num_blocks=BLOCKS,
+        tapped_layers=TAPS,
+        bands=ANY_BANDS,
+        weights_file="bench-vit.pt",
+        options=MappingProxyType({"num_heads": HEADS}),
+    )
+
+
+def build_encoder(spec, mapping, **_):
+    """cryotune's ViTEncoder over a timm VisionTransformer of the benchmark's size."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    from cryotune.models.encoders.base import ViTEncoder
+    from cryotune.models.encoders.options import single_modality
+    from cryotune.models.encoders.tokens import PatchTokens
+
+    modality = single_modality(spec, mapping)
+    in_chans = len(mapping.inputs[modality])
+    vit = VisionTransformer(
+        img_size=CROP,
+        patch_size=PATCH,
+        in_chans=in_chans,
+        embed_dim=EMBED,
+        depth=BLOCKS,
+        num_heads=HEADS,
+        mlp_ratio=MLP_RATIO,
+        num_classes=0,
+        global_pool="",
+        dynamic_img_size=True,
+    )
+    grid = tuple(vit.patch_embed.grid_size)
+    embed = PatchTokens(
+        spec.key,
+        modality,
+        in_chans,
+        PATCH,
+        vit.patch_embed,
+        grid,
+        cls_token=vit.cls_token,
+        pos_embed=vit.pos_embed,
+        norm_pre=vit.norm_pre,
+    )
+    return ViTEncoder(spec.key, embed, list(vit.blocks), EMBED, TAPS, (modality,))
+
+
+def _mapping():
+    from cryotune.data.bands import map_bands
+    from cryotune.data.datasets import get_dataset
+
+    spec = bench_spec()
+    return map_bands(get_dataset(DATASET), spec.bands, spec.key)
+
+
+# ---------------------------------------------------------------------------------------------
+# pretraining
+
+
+def pretrain(
+    path: Path,
+    steps: int = PRETRAIN_STEPS,
+    batch: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train the encoder (and a linear per-token head, thrown away) to label material groups on
+    fresh scenes every step; AdamW, warm-up then cosine; saves the encoder's state to ``path``."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    mapping = _mapping()
+    (modality,) = mapping.inputs
+    encoder = build_encoder(bench_spec(), mapping)
+    mid_head = torch.nn.Conv2d(EMBED, MATERIALS, 1)  # materials, from block MID_TAP
+    head = torch.nn.Conv2d(EMBED, MATERIALS // 2, 1)  # groups, from the last block
+    params = [*encoder.parameters(), *mid_head.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (
+            min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+        ),
+    )
+    started, accuracy, mid_accuracy = time.perf_counter(), float("nan"), float("nan")
+    for step in range(1, steps + 1):
+        images, materials = scenes(generator, batch, CROP)
+        maps = encoder({modality: images})
+        mid = F.interpolate(mid_head(maps[TAPS.index(MID_TAP)]), size=(CROP, CROP), mode="bilinear")
+        logits = F.interpolate(head(maps[-1]), size=(CROP, CROP), mode="bilinear")
+        loss = F.cross_entropy(logits, materials // 2) + F.cross_entropy(mid, materials)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 200 == 0 or step == steps:
+            accuracy = float((logits.argmax(1) == materials // 2).float().mean())
+            mid_accuracy = float((mid.argmax(1) == materials).float().mean())
+            log(
+                f"pretrain step {step}/{steps}: loss {float(loss.detach()):.3f}, group accuracy "
+                f"{accuracy:.3f}, material accuracy at block {MID_TAP} {mid_accuracy:.3f}"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save(encoder.state_dict(), partial)
+    partial.replace(path)
+    return {
+        "steps": steps,
+        "batch": batch,
+        "lr": lr,
+        "seconds": round(time.perf_counter() - started, 1),
+        "pretext_group_accuracy": round(accuracy, 4),
+        "pretext_material_accuracy_mid": round(mid_accuracy, 4),
+    }
+
+
+def checkpoint(
+    steps: int = PRETRAIN_STEPS, log: Callable[[str], None] = print
+) -> tuple[Path, dict]:
+    """The cached pretrained encoder for ``steps`` (made on the first call, a few CPU minutes)."""
+    path = CACHE / f"bench-vit-{steps}.pt"
+    if path.exists():
+        return path, {"steps": steps, "cached": True}
+    log(f"pretraining the bench ViT ({steps} steps) into {path}")
+    return path, {**pretrain(path, steps, log=log), "cached": False}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# the trial runner
+
+
+@contextlib.contextmanager
+def bench_model(weights: Path) -> Iterator[None]:
+    """``build_segmenter`` builds this benchmark's encoder, loaded from ``weights``, with a
+    ``DECODER_CHANNELS`` UPerNet, for ``MODEL`` while inside."""
+    import torch
+
+    from cryotune.models import segmenter
+    from cryotune.models.decoders import UPerNet
+    from cryotune.models.encoders import get_encoder_spec
+
+    spec = bench_spec()
+    digest = sha256(weights)
+
+    def encoder_spec(key: str):
+        return spec if key == MODEL else get_encoder_spec(key)
+
+    def load_weights(encoder, encoder_spec, config_weights):
+        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return {"weights": str(weights), "weights_sha256": digest}
+
+    def decoder(key, channels, is_pyramid, num_classes, neck_pool="floor"):
+        return UPerNet(channels, num_classes, is_pyramid, DECODER_CHANNELS, neck_pool=neck_pool)
+
+    replaced = {
+        "get_encoder_spec": encoder_spec,
+        "_load_weights": load_weights,
+        "build_decoder": decoder,
+    }
+    with contextlib.ExitStack() as stack:
+        for name, value in replaced.items():
+            stack.enter_context(mock.patch.object(segmenter, name, value))
+        yield
+
+
+def run_trial(config, on_epoch=None, checkpoint_dir=None, resume=True, on_start=None):
+    """``cryotune.train.trainer.run_trial`` on the bench encoder (``$CRYOTUNE_BENCH_VIT``)."""
+    from cryotune.train.trainer import run_trial as train
+
+    weights = os.environ.get(CHECKPOINT_ENV)
+    if not weights:
+        raise RuntimeError(f"${CHECKPOINT_ENV} names no pretrained bench encoder")
+    with bench_model(Path(weights)):
+        return train(
+            config,
+            on_epoch=on_epoch,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            on_start=on_start,
+        )
