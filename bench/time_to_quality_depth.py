@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--cryotune-trials",
         type=int,
-        default=60,
+        default=40,
         help="trials cryotune may start; its epochs past the grid's budget are not counted",
     )
     parser.add_argument("--pretrain-steps", type=int, default=depth_task.PRETRAIN_STEPS)

@@ -94,7 +94,7 @@ def test_the_simulation_is_fitted_to_real_curves_and_judges_every_seed(bench_set
         data_root=data.parent,
         work=work,
         slots=1,
-        epochs=10,
+        epochs=5,
         cryotune_trials=4,
         grid_lrs=(1e-4, 1e-3),
         grid_depths=(0, 12),
@@ -104,9 +104,9 @@ def test_the_simulation_is_fitted_to_real_curves_and_judges_every_seed(bench_set
     run = ttqd.run_optuna_sequential(setting, seed=0)
     assert isinstance(run, SweepRun) and len(run.params) == setting.grid_points
     curves = ttqd.trial_curves({"optuna_sequential": run}, seed=0)
-    assert all([e for e, _ in c["curve"]] == [5, 10] for c in curves)
-    model = depth_curves.fit(curves, epochs=10, val_every=5)
-    assert model.steps == (5, 10) and model.describe()["fitted_trials"] == 4
+    assert all([e for e, _ in c["curve"]] == [5] for c in curves)
+    model = depth_curves.fit(curves, epochs=5, val_every=5)
+    assert model.steps == (5,) and model.describe()["fitted_trials"] == 4
     search = {
         **ttqd.default_search(),
         **{k.split(".")[-1]: v for k, v in ttqd.QUICK_OVERRIDES.items()},
@@ -118,7 +118,7 @@ def test_the_simulation_is_fitted_to_real_curves_and_judges_every_seed(bench_set
         grid=[(lr, d) for lr in setting.grid_lrs for d in setting.grid_depths],
         grid_points=setting.grid_points,
         cryotune_trials=6,
-        epochs=10,
+        epochs=5,
         slots=2,
         lr_range=setting.lr_range,
         depth_range=setting.depth_range,
