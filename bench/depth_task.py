@@ -11,7 +11,8 @@ heavy per-pixel noise, so a pixel's material is only told apart from its neighbo
   one group. Pretraining on plenty of scenes teaches the early blocks to denoise spectra over a
   neighbourhood and the later blocks to merge the two siblings of a group.
 - Downstream (the benchmark's task, written as GSDD's real files): "debris" is one sibling of
-  one group, the background everything else, its sibling included; 16 training tiles.
+  one group, the background everything else, its sibling included; 16 training tiles of
+  48 px (32 px crops), 8 validation tiles of 32 px.
 
 So the pretrained features are useful but not sufficient: frozen, the decoder reads group
 features that have merged the very distinction the task needs; the top blocks must unlearn the
@@ -129,7 +130,9 @@ def clip_as_files(image):
 DOWNSTREAM_WEIGHTS = (0.35, 0.35) + (0.0,) * (MATERIALS - 2)  # debris and its sibling common
 
 
-def write_dataset(out: Path, train: int = 16, val: int = 12, size: int = 48, seed: int = 0) -> Path:
+def write_dataset(
+    out: Path, train: int = 16, val: int = 8, size: int = 48, val_size: int = CROP, seed: int = 0
+) -> Path:
     """The downstream task in GSDD's real layout (``{split}/image/*.tif`` of 10 float32 bands in
     [0, 1], ``{split}/mask/*.tif``), written with the synthetic writers' GeoTIFF profile."""
     import torch
@@ -142,13 +145,14 @@ def write_dataset(out: Path, train: int = 16, val: int = 12, size: int = 48, see
     generator = torch.Generator().manual_seed(seed)
     index = 0
     for split, count in (("train", train), ("val", val), ("test", val)):
+        tile = size if split == "train" else val_size
         image_dir, mask_dir = (
             spec.layout.image_folder(out, split),
             spec.layout.mask_folder(out, split),
         )
         image_dir.mkdir(parents=True, exist_ok=True)
         mask_dir.mkdir(parents=True, exist_ok=True)
-        images, materials = scenes(generator, count, size, DOWNSTREAM_WEIGHTS)
+        images, materials = scenes(generator, count, tile, DOWNSTREAM_WEIGHTS)
         for i in range(count):
             raw = (mean[:, None, None] + std[:, None, None] * images[i].numpy()).astype(np.float32)
             mask = (materials[i].numpy() == DEBRIS).astype(np.uint8)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import depth_task
+from bench import depth_curves, depth_task
 from bench.output import plot_path, spread, write_result
 from bench.table import Row
 from bench.workload import SWEEPS, EpochEvent, SweepRun, Workspace, quiet_environment
@@ -294,7 +294,10 @@ def prepare(work: Path, quick: bool, pretrain_steps: int, log=print) -> tuple[Pa
     return data_root, {**pretraining, "sha256": depth_task.sha256(checkpoint)[:16]}
 
 
-def run_real(setting: Setting, seeds: int, log=print) -> tuple[list[dict], list[dict]]:
+def run_real(
+    setting: Setting, seeds: int, log=print, after_seed: Callable | None = None
+) -> tuple[list[dict], list[dict]]:
+    """Every strategy on every seed; ``after_seed(per_seed, curves)`` after each one."""
     per_seed, curves = [], []
     for seed in range(seeds):
         runs, counted = {}, {}
@@ -320,6 +323,8 @@ def run_real(setting: Setting, seeds: int, log=print) -> tuple[list[dict], list[
             }
         )
         curves += trial_curves(runs, seed)
+        if after_seed is not None:
+            after_seed(per_seed, curves)
     return per_seed, curves
 
 
@@ -386,7 +391,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     quiet_environment()
-    from bench import depth_curves
 
     overrides = dict((k, _value(v)) for k, v in (item.split("=", 1) for item in args.set))
     lrs, fractions = paper_grid()
@@ -415,35 +419,72 @@ def main(argv: list[str] | None = None) -> dict:
             depth_range=(low, high),
             overrides=tuple(overrides.items()),
         )
-        per_seed, curves = run_real(setting, args.seeds)
-    real_s = time.time() - started
-    model = depth_curves.fit(curves, args.epochs, 5)
-    simulated = depth_curves.compare(
-        model,
-        seeds=args.sim_seeds,
-        search=search,
-        grid=[(lr, d) for lr in lrs for d in depths],
-        grid_points=setting.grid_points,
-        cryotune_trials=args.cryotune_trials,
-        epochs=args.epochs,
-        slots=args.slots,
-        lr_range=setting.lr_range,
-        depth_range=setting.depth_range,
-        judge=judge_seed,
-        within_budget=lambda events: within_budget(events, setting.budget),
-    )
+        context = {
+            "args": args,
+            "setting": setting,
+            "search": search,
+            "overrides": overrides,
+            "pretraining": pretraining,
+            "lrs": lrs,
+            "depths": depths,
+            "started": started,
+        }
+
+        def partial(per_seed: list[dict], curves: list[dict]) -> None:
+            # a run cut short still leaves its finished seeds (simulation after the first only)
+            if len(per_seed) < args.seeds and len(per_seed) == 1:
+                report(context, per_seed, curves, final=False)
+            elif len(per_seed) < args.seeds:
+                report(context, per_seed, curves, final=False, simulated=None)
+
+        per_seed, curves = run_real(setting, args.seeds, after_seed=partial)
+    return report(context, per_seed, curves, final=True)
+
+
+_LAST_SIMULATED: dict = {}
+
+
+def report(context, per_seed, curves, final: bool, simulated: object = "run") -> dict:
+    """The result of the seeds done so far: written, plotted, printed."""
+    args, setting, search = context["args"], context["setting"], context["search"]
+    lrs, depths = context["lrs"], context["depths"]
+    real_s = time.time() - context["started"]
+    if simulated == "run":
+        model = depth_curves.fit(curves, args.epochs, 5)
+        simulated = depth_curves.compare(
+            model,
+            seeds=args.sim_seeds,
+            search=search,
+            grid=[(lr, d) for lr in lrs for d in depths],
+            grid_points=setting.grid_points,
+            cryotune_trials=args.cryotune_trials,
+            epochs=args.epochs,
+            slots=args.slots,
+            lr_range=setting.lr_range,
+            depth_range=setting.depth_range,
+            judge=judge_seed,
+            within_budget=lambda events: within_budget(events, setting.budget),
+        )
+        simulated["fitted_on_real_seeds"] = len(per_seed)
+        _LAST_SIMULATED.clear()
+        _LAST_SIMULATED.update(simulated)
+    else:
+        simulated = dict(_LAST_SIMULATED)
     result = {
         "benchmark": NAME,
-        "pair": f"{DATASET} layout, synthetic debris task (16 train, 12 val tiles of 48 px, 32 px "
-        f"crops) / bench ViT 12 x {depth_task.EMBED} pretrained on a synthetic multispectral "
-        f"pretext (label: {MODEL}), UPerNet {depth_task.DECODER_CHANNELS} ch",
-        "pretraining": pretraining,
+        "pair": f"{DATASET} layout, synthetic debris task (16 train tiles of 48 px, 32 px crops; "
+        f"8 val tiles of 32 px) / bench ViT 12 x {depth_task.EMBED} pretrained on a synthetic "
+        f"multispectral pretext (label: {MODEL}), UPerNet {depth_task.DECODER_CHANNELS} ch",
+        "pretraining": context["pretraining"],
         "epoch_cap": args.epochs,
         "slots": args.slots,
         "grid": {"lr": list(lrs), "depth": list(depths)},
         "epoch_budget": setting.budget,
-        "cryotune": {"trials": args.cryotune_trials, **search, "overrides": overrides},
+        "cryotune": {"trials": args.cryotune_trials, **search, "overrides": context["overrides"]},
         "tolerance_miou": TOLERANCE,
+        "seeds_planned": args.seeds,
+        "seeds_done": len(per_seed),
+        "complete": final,
         "real": {**summarise_real(per_seed), "seconds": round(real_s, 1)},
         "depth_profile": depth_profile(curves),
         "simulated": simulated,
@@ -454,9 +495,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     real = result["real"]
     result["met"] = bool(
-        real["ratio_met"]
+        final
+        and real["ratio_met"]
         and real["best_no_worse_than_grid_met"]
-        and simulated["fraction_ratio_met"] >= SIM_TARGET_FRACTION
+        and simulated.get("fraction_ratio_met", 0) >= SIM_TARGET_FRACTION
     )
     path = write_result(NAME, result, args.out)
     plot(per_seed, plot_path(NAME, args.quick, args.out))
@@ -467,8 +509,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
     print(
         f"cryotune/grid epochs {real['cryotune_over_grid_epochs']['values']}; simulated: "
-        f"{simulated['fraction_ratio_met']:.2f} of {simulated['seeds']} seeds within "
-        f"{TARGET_RATIO:.2f}; met: {result['met']}; wrote {path}"
+        f"{simulated.get('fraction_ratio_met', 0):.2f} of {simulated.get('seeds')} seeds within "
+        f"{TARGET_RATIO:.2f}; met: {result['met']}; wrote {path}",
+        flush=True,
     )
     return result
 
