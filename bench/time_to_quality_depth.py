@@ -543,6 +543,13 @@ def plot(per_seed: list[dict], path: Path) -> None:
     figure.savefig(path, format="png")
 
 
+def _seeds(result: dict) -> str:
+    done, planned = result.get("seeds_done", len(result["per_seed"])), result.get("seeds_planned")
+    if result.get("complete", True) or planned is None:
+        return str(done)
+    return f"{done} of {planned} (run cut short: verdict on the full run only)"
+
+
 def _median(summary: dict) -> str:
     return "-" if "median" not in summary else f"{summary['median']:g}"
 
@@ -573,7 +580,7 @@ def row(result: dict) -> Row:
         target="cryotune epochs to target <= 1/3 of the grid's on every real seed and >= 90% "
         "of simulated seeds; cryotune's best >= the grid's",
         met=result["met"],
-        spread=f"{len(result['per_seed'])} real seeds: cryotune epochs "
+        spread=f"{_seeds(result)} real seeds: cryotune epochs "
         f"{strategies['cryotune']['epochs_to_target']['values']}, grid "
         f"{strategies['grid']['epochs_to_target']['values']}; best cryotune "
         f"{strategies['cryotune']['best_val_miou']['values']}, grid "
