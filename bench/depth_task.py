@@ -24,24 +24,22 @@ The encoder is cryotune's own ``ViTEncoder`` over a timm ViT (12 blocks, as ViT-
 default space's depth 0..12 is the one users meet; width 64, 4 px patches) with cryotune's
 UPerNet at 32 channels instead of 512 (a CPU budget). ``run_trial`` is a
 ``$CRYOTUNE_TRIAL_RUNNER``: it calls ``cryotune.train.trainer.run_trial`` itself (data pipeline,
-tile cache, finetuning depth, optimiser, validation, checkpoints), with the pair's encoder spec,
-weights and decoder width swapped for these, in the trial's own process only. The pair keeps a
+tile cache, finetuning depth, optimiser, validation, checkpoints) with this encoder's spec,
+weights and decoder width passed as its ``custom`` encoder (``cryotune.models.segmenter``). The pair keeps a
 registered pretrained 12-block ViT's name (``MODEL``) so the driver resolves its depth range as
 for any such model; its records name this checkpoint as their weights.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from unittest import mock
 
 import numpy as np
 
@@ -317,52 +315,19 @@ def sha256(path: Path) -> str:
 # the trial runner
 
 
-@contextlib.contextmanager
-def bench_model(weights: Path) -> Iterator[None]:
-    """``build_segmenter`` builds this benchmark's encoder, loaded from ``weights``, with a
-    ``DECODER_CHANNELS`` UPerNet, for ``MODEL`` while inside."""
-    import torch
-
-    from cryotune.models import segmenter
-    from cryotune.models.decoders import UPerNet
-    from cryotune.models.encoders import get_encoder_spec
-
-    spec = bench_spec()
-    digest = sha256(weights)
-
-    def encoder_spec(key: str):
-        return spec if key == MODEL else get_encoder_spec(key)
-
-    def load_weights(encoder, encoder_spec, config_weights):
-        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return {"weights": str(weights), "weights_sha256": digest}
-
-    def decoder(key, channels, is_pyramid, num_classes, neck_pool="floor"):
-        return UPerNet(channels, num_classes, is_pyramid, DECODER_CHANNELS, neck_pool=neck_pool)
-
-    replaced = {
-        "get_encoder_spec": encoder_spec,
-        "_load_weights": load_weights,
-        "build_decoder": decoder,
-    }
-    with contextlib.ExitStack() as stack:
-        for name, value in replaced.items():
-            stack.enter_context(mock.patch.object(segmenter, name, value))
-        yield
-
-
 def run_trial(config, on_epoch=None, checkpoint_dir=None, resume=True, on_start=None):
     """``cryotune.train.trainer.run_trial`` on the bench encoder (``$CRYOTUNE_BENCH_VIT``)."""
+    from cryotune.models.segmenter import CustomEncoder
     from cryotune.train.trainer import run_trial as train
 
     weights = os.environ.get(CHECKPOINT_ENV)
     if not weights:
         raise RuntimeError(f"${CHECKPOINT_ENV} names no pretrained bench encoder")
-    with bench_model(Path(weights)):
-        return train(
-            config,
-            on_epoch=on_epoch,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            on_start=on_start,
-        )
+    return train(
+        config,
+        on_epoch=on_epoch,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        on_start=on_start,
+        custom=CustomEncoder(bench_spec(), Path(weights), DECODER_CHANNELS),
+    )
