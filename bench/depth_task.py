@@ -6,28 +6,31 @@ world (GSDD's 10 bands) holds ``MATERIALS`` materials, each a spectral signature
 map of material regions (smooth random fields, regions a few patches wide) plus texture and
 heavy per-pixel noise, so a pixel's material is only told apart from its neighbourhood.
 
-- Pretext (pretraining): label every pixel with its material's *group*; the materials come in
-  pairs whose signatures differ only slightly (``SIBLING_SHIFT`` in three bands), and a pair is
-  one group. Pretraining on plenty of scenes teaches the early blocks to denoise spectra over a
-  neighbourhood and the later blocks to merge the two siblings of a group.
+- Pretext (pretraining, ``PRETRAIN_STEPS`` steps of fresh scenes): label every pixel's material
+  at block ``MID_TAP`` and its *group* at the last block; the materials come in pairs whose
+  signatures differ only slightly (``SIBLING_SHIFT`` in three bands), a pair is one group, and
+  adversaries that learn to tell siblings apart from blocks ``TAPS`` are held at chance (a
+  pretext invariant to a small spectral shift, as augmentation-invariant SSL is). So the early
+  blocks denoise spectra and keep siblings apart, the top blocks merge them.
 - Downstream (the benchmark's task, written as GSDD's real files): "debris" is one sibling of
-  one group, the background everything else, its sibling included; 16 training tiles of
-  48 px (32 px crops), 8 validation tiles of 32 px.
+  one group, the background everything else, its sibling included; ``TRAIN_TILES`` training
+  tiles of ``TRAIN_SIZE`` px (``CROP`` px crops), ``VAL_TILES`` validation tiles of ``CROP`` px.
+- The decoder reads the top blocks (``TAPS``), so frozen it sees siblings merged; finetuning the
+  top blocks undoes the merge from the early blocks' features; finetuning everything also moves
+  the early blocks, which the checkpoint's scale (``rescale``) makes as fragile to a high
+  learning rate as a real GFM's are over a real finetuning's thousands of steps.
 
-So the pretrained features are useful but not sufficient: frozen, the decoder reads group
-features that have merged the very distinction the task needs; the top blocks must unlearn the
-merge, while the early, denoising blocks are worth keeping, and a learning rate high enough to
-train the decoder and top blocks in time damages them when they train too. The benchmark does
-not assume which depth wins; it measures it (``bench.time_to_quality_depth``).
+The intended shape (partial best, frozen clearly worse, full worse at a high learning rate) is
+checked by a probe before every comparison (``bench.depth_probe``), not assumed.
 
 The encoder is cryotune's own ``ViTEncoder`` over a timm ViT (12 blocks, as ViT-S/B, so the
 default space's depth 0..12 is the one users meet; width 64, 4 px patches) with cryotune's
 UPerNet at 32 channels instead of 512 (a CPU budget). ``run_trial`` is a
 ``$CRYOTUNE_TRIAL_RUNNER``: it calls ``cryotune.train.trainer.run_trial`` itself (data pipeline,
 tile cache, finetuning depth, optimiser, validation, checkpoints) with this encoder's spec,
-weights and decoder width passed as its ``custom`` encoder (``cryotune.models.segmenter``). The pair keeps a
-registered pretrained 12-block ViT's name (``MODEL``) so the driver resolves its depth range as
-for any such model; its records name this checkpoint as their weights.
+weights and decoder width passed as its ``custom`` encoder (``cryotune.models.segmenter``).
+The pair keeps a registered pretrained 12-block ViT's name (``MODEL``) so the driver resolves
+its depth range as for any such model; its records name this checkpoint as their weights.
 """
 
 from __future__ import annotations
@@ -58,11 +61,17 @@ DEBRIS = 0  # the downstream's positive class: material 0 (its sibling, 1, is ba
 WORLD_SEED = 1234
 
 EMBED, HEADS, BLOCKS, PATCH, MLP_RATIO = 64, 4, 12, 4, 2.0
-TAPS = (3, 5, 7, 11)
+TAPS = (8, 9, 10, 11)  # the decoder reads the top third only: the pretext's own blocks
 MID_TAP = 5  # pretraining labels materials here, groups at the last block
+MID_WEIGHT = 3.0
+PRETRAIN_TAPS = (MID_TAP, *TAPS)  # TAPS: made blind to siblings by adversaries
+ADVERSARY = 1.0
+RESIDUAL_SCALE = 30.0  # see rescale(); 10 left full finetuning unharmed at lr 1e-3 (probe)
+TRAIN_TILES = 16
+TRAIN_SIZE, VAL_TILES = 48, 8
 DECODER_CHANNELS = 32
 CROP = 32
-PRETRAIN_STEPS = 1200
+PRETRAIN_STEPS = 800
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +138,12 @@ DOWNSTREAM_WEIGHTS = (0.35, 0.35) + (0.0,) * (MATERIALS - 2)  # debris and its s
 
 
 def write_dataset(
-    out: Path, train: int = 16, val: int = 8, size: int = 48, val_size: int = CROP, seed: int = 0
+    out: Path,
+    train: int = TRAIN_TILES,
+    val: int = VAL_TILES,
+    size: int = TRAIN_SIZE,
+    val_size: int = CROP,
+    seed: int = 0,
 ) -> Path:
     """The downstream task in GSDD's real layout (``{split}/image/*.tif`` of 10 float32 bands in
     [0, 1], ``{split}/mask/*.tif``), written with the synthetic writers' GeoTIFF profile."""
@@ -220,10 +234,20 @@ def build_encoder(spec, mapping, **_):
         pos_embed=vit.pos_embed,
         norm_pre=vit.norm_pre,
     )
-    return ViTEncoder(spec.key, embed, list(vit.blocks), EMBED, TAPS, (modality,))
+    return ViTEncoder(
+        spec.key,
+        embed,
+        list(vit.blocks),
+        EMBED,
+        spec.tapped_layers,
+        (modality,),
+        head_norm=vit.norm,
+        norm_every_tap=True,  # the decoder reads unit-scale taps whatever the stream's scale
+    )
 
 
-def _mapping():
+def band_mapping():
+    """GSDD's bands as the bench encoder takes them (all ten), for pretraining outside a trial."""
     from cryotune.data.bands import map_bands
     from cryotune.data.datasets import get_dataset
 
@@ -243,19 +267,29 @@ def pretrain(
     seed: int = 0,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train the encoder (and a linear per-token head, thrown away) to label material groups on
-    fresh scenes every step; AdamW, warm-up then cosine; saves the encoder's state to ``path``."""
+    """Train the encoder to label materials at block ``MID_TAP`` and their groups at the last,
+    and to leave the adversaries that learn to tell siblings apart from ``TAPS`` at chance (a
+    pretext invariant to a small spectral shift, as augmentation-invariant SSL is); fresh scenes
+    every step; AdamW, warm-up then cosine; saves the encoder's state to ``path`` (the heads are
+    thrown away)."""
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed + 1)
-    mapping = _mapping()
+    mapping = band_mapping()
     (modality,) = mapping.inputs
-    encoder = build_encoder(bench_spec(), mapping)
-    mid_head = torch.nn.Conv2d(EMBED, MATERIALS, 1)  # materials, from block MID_TAP
-    head = torch.nn.Conv2d(EMBED, MATERIALS // 2, 1)  # groups, from the last block
-    params = [*encoder.parameters(), *mid_head.parameters(), *head.parameters()]
+    encoder = build_encoder(dataclasses.replace(bench_spec(), tapped_layers=PRETRAIN_TAPS), mapping)
+    mid_head = torch.nn.Conv2d(EMBED, MATERIALS, 1)
+    head = torch.nn.Conv2d(EMBED, MATERIALS // 2, 1)
+    adversaries = torch.nn.ModuleList(
+        torch.nn.Sequential(
+            torch.nn.Conv2d(EMBED, EMBED, 1), torch.nn.GELU(), torch.nn.Conv2d(EMBED, 2, 1)
+        )
+        for _ in TAPS
+    )
+    heads = [mid_head, head, adversaries]
+    params = [*encoder.parameters(), *(p for h in heads for p in h.parameters())]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -264,23 +298,38 @@ def pretrain(
             min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
         ),
     )
-    started, accuracy, mid_accuracy = time.perf_counter(), float("nan"), float("nan")
+
+    def up(x):
+        return F.interpolate(x, size=(CROP, CROP), mode="bilinear")
+
+    started = time.perf_counter()
+    accuracy = mid_accuracy = sibling_accuracy = float("nan")
     for step in range(1, steps + 1):
         images, materials = scenes(generator, batch, CROP)
-        maps = encoder({modality: images})
-        mid = F.interpolate(mid_head(maps[TAPS.index(MID_TAP)]), size=(CROP, CROP), mode="bilinear")
-        logits = F.interpolate(head(maps[-1]), size=(CROP, CROP), mode="bilinear")
-        loss = F.cross_entropy(logits, materials // 2) + F.cross_entropy(mid, materials)
+        mid_map, *maps = encoder({modality: images})
+        mid = up(mid_head(mid_map))
+        logits = up(head(maps[-1]))
+        adversaries.requires_grad_(False)  # the encoder's side: push every adversary to chance
+        fooled = [a(m).log_softmax(1).mean(1) for a, m in zip(adversaries, maps)]
+        adversaries.requires_grad_(True)
+        siblings = [up(a(m.detach())) for a, m in zip(adversaries, maps)]
+        loss = F.cross_entropy(logits, materials // 2) + MID_WEIGHT * F.cross_entropy(
+            mid, materials
+        )
+        loss = loss - ADVERSARY * sum(f.mean() for f in fooled)
+        loss = loss + sum(F.cross_entropy(s, materials % 2) for s in siblings)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % 200 == 0 or step == steps:
+        if step % 100 == 0 or step == steps:
             accuracy = float((logits.argmax(1) == materials // 2).float().mean())
             mid_accuracy = float((mid.argmax(1) == materials).float().mean())
+            sibling_accuracy = float((siblings[0].argmax(1) == materials % 2).float().mean())
             log(
                 f"pretrain step {step}/{steps}: loss {float(loss.detach()):.3f}, group accuracy "
-                f"{accuracy:.3f}, material accuracy at block {MID_TAP} {mid_accuracy:.3f}"
+                f"{accuracy:.3f}, material accuracy at block {MID_TAP} {mid_accuracy:.3f}, "
+                f"sibling adversary at block {TAPS[0]} {sibling_accuracy:.3f}"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
@@ -293,18 +342,48 @@ def pretrain(
         "seconds": round(time.perf_counter() - started, 1),
         "pretext_group_accuracy": round(accuracy, 4),
         "pretext_material_accuracy_mid": round(mid_accuracy, 4),
+        "sibling_adversary_accuracy": round(sibling_accuracy, 4),
     }
+
+
+_WRITERS = (
+    "embed.cls_token",
+    "embed.pos_embed",
+    "embed.patch_embed.proj.",
+    ".attn.proj.",
+    ".mlp.fc2.",
+)
+
+
+def rescale(state: dict, scale: float) -> dict:
+    """The same encoder with its residual stream ``scale`` times smaller: every writer to the
+    stream (embeddings, attention and MLP outputs) divided, every reader behind a LayerNorm.
+
+    The function is unchanged (every tap is LayerNormed too), but AdamW's
+    steps, of about ``lr`` whatever a weight's size, now move the stream's writers ``scale``
+    times further relative to their size: 24 steps here do to a pretrained block what a real
+    finetuning's thousands do, so a learning rate too high for the pretrained blocks damages
+    them, as it does a real GFM's."""
+    return {k: v / scale if any(w in k for w in _WRITERS) else v for k, v in state.items()}
 
 
 def checkpoint(
     steps: int = PRETRAIN_STEPS, log: Callable[[str], None] = print
 ) -> tuple[Path, dict]:
-    """The cached pretrained encoder for ``steps`` (made on the first call, a few CPU minutes)."""
-    path = CACHE / f"bench-vit-{steps}.pt"
-    if path.exists():
-        return path, {"steps": steps, "cached": True}
-    log(f"pretraining the bench ViT ({steps} steps) into {path}")
-    return path, {**pretrain(path, steps, log=log), "cached": False}
+    """The cached pretrained encoder for ``steps`` (made on the first call, a few CPU minutes),
+    stored rescaled by ``RESIDUAL_SCALE``."""
+    import torch
+
+    raw = CACHE / f"bench-vit-v4-{steps}.pt"
+    path = raw.with_name(f"{raw.stem}-x{RESIDUAL_SCALE:g}.pt")
+    info: dict = {"steps": steps, "residual_scale": RESIDUAL_SCALE, "cached": True}
+    if not raw.exists():
+        log(f"pretraining the bench ViT ({steps} steps) into {raw}")
+        info = {**info, **pretrain(raw, steps, log=log), "cached": False}
+    if not path.exists():
+        state = torch.load(raw, map_location="cpu", weights_only=True)
+        torch.save(rescale(state, RESIDUAL_SCALE), path)
+    return path, info
 
 
 def sha256(path: Path) -> str:

@@ -4,12 +4,13 @@ One pair: the benchmark's own pretrained ViT (``bench.depth_task``: 12 blocks, p
 synthetic multispectral pretext, cached under bench/cache/) finetuned on a different synthetic
 segmentation task written as GSDD's real files. Every strategy trains through cryotune's own
 trainer (``bench.depth_task.run_trial`` behind ``$CRYOTUNE_TRIAL_RUNNER``) with the protocol's
-cadence: 80 epochs a trial (an epoch is one step of 8 tiles: a tiny training set), validation
-every 5 epochs. The budget is the grid's: every grid point trained to the cap.
+cadence scaled to a CPU: 24 epochs a trial (an epoch is one step of 8 crops of a tiny training
+set), validation every 2 epochs. The budget is the grid's: every grid point trained to the cap.
+A probe (``bench.depth_probe``) first records how much depth matters on the task.
 
 - ``cryotune``: ``cryotune sweep`` with sweeps/default.yaml as it stands (TPE over lr
-  log-uniform 1e-6..1e-3 and depth 0..12, its start-up trials, ASHA with its grace period and
-  reduction factor on 80 epochs), more trials than fit; epochs past the budget are not counted.
+  log-uniform and depth 0..12, its start-up trials, ASHA with its grace period and reduction
+  factor on 24 epochs), up to ``--cryotune-trials``; epochs past the budget are not counted.
 - ``grid``: the paper's grid, sweeps/lr-grid.yaml: its learning rates x depth {0 (frozen), 12
   (full)}, each to the cap (plain Ray Tune ``grid_search``).
 - ``random``: as many random (lr, depth) points of cryotune's space as the grid has, to the cap.
@@ -29,6 +30,7 @@ real sweeps through Ray would take hours here.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -37,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import depth_curves, depth_task
+from bench import depth_curves, depth_probe, depth_task
 from bench.output import plot_path, spread, write_result
 from bench.table import Row
 from bench.workload import SWEEPS, EpochEvent, SweepRun, Workspace, quiet_environment
@@ -54,14 +56,15 @@ QUICK_OVERRIDES = {
     "sampler.startup_trials": 2,
 }
 
-# One trial: the protocol's 80 epochs and validation cadence, an epoch of one step of 8 tiles.
+# One trial: 24 epochs validated every 2 (the protocol's 80 and 5, scaled to this CPU), an epoch
+# of one step of 8 crops.
 TRIAL = {
     "weights": "random",  # the driver checks no file; the runner loads the bench checkpoint
     "batch_size": 8,
     "crop_size": depth_task.CROP,
     "max_steps_per_epoch": 1,
     "evaluate_test": False,
-    "val_every": 5,
+    "val_every": 2,
     "device": "cpu",
 }
 
@@ -370,11 +373,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog=f"python -m bench {NAME}", description=__doc__)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sim-seeds", type=int, default=50)
-    parser.add_argument("--epochs", type=int, default=80, help="epoch cap of every trial")
+    parser.add_argument("--epochs", type=int, default=24, help="epoch cap of every trial")
     parser.add_argument(
         "--cryotune-trials",
         type=int,
-        default=40,
+        default=24,
         help="trials cryotune may start; its epochs past the grid's budget are not counted",
     )
     parser.add_argument("--pretrain-steps", type=int, default=depth_task.PRETRAIN_STEPS)
@@ -387,15 +390,24 @@ def main(argv: list[str] | None = None) -> dict:
         help="a dotted sweeps/default.yaml override for cryotune (e.g. scheduler.grace_period=10), "
         "real and simulated; the defaults as they stand when not given",
     )
-    parser.add_argument("--quick", action="store_true", help="1 seed, 10-epoch trials, 5 sim seeds")
+    parser.add_argument("--probe-seeds", type=int, default=2, help="0: no probe")
+    parser.add_argument(
+        "--probe-file",
+        type=Path,
+        default=None,
+        help="a probe recorded by python -m bench.depth_probe --out, recorded instead of running one",
+    )
+    parser.add_argument("--quick", action="store_true", help="1 seed, 12-epoch trials, 5 sim seeds")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     quiet_environment()
 
     overrides = dict((k, _value(v)) for k, v in (item.split("=", 1) for item in args.set))
     lrs, fractions = paper_grid()
-    if args.quick:  # 10-epoch trials: ASHA's one rung at the first validation
-        args.seeds, args.sim_seeds, args.epochs, args.cryotune_trials = 1, 5, 10, 6
+    probe_lrs, probe_depths = depth_probe.LRS, depth_probe.DEPTHS
+    if args.quick:  # 12-epoch trials: ASHA's one rung (5) at the third validation
+        args.seeds, args.sim_seeds, args.epochs, args.cryotune_trials = 1, 5, 12, 6
+        args.probe_seeds, probe_lrs, probe_depths = min(args.probe_seeds, 1), (1e-3,), (0, 6)
         lrs = lrs[-2:]
         overrides = {**QUICK_OVERRIDES, **overrides}
     search = default_search()
@@ -407,6 +419,21 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="cryotune-bench-ttqd-") as tmp:
         work = Path(tmp)
         data_root, pretraining = prepare(work, args.quick, args.pretrain_steps)
+        probe = None
+        if args.probe_file is not None:
+            probe = {**json.loads(args.probe_file.read_text()), "file": str(args.probe_file)}
+        elif args.probe_seeds:
+            probe = depth_probe.probe(
+                TRIAL,
+                data_root / DATASET,
+                work / "cache",
+                probe_lrs,
+                probe_depths,
+                args.probe_seeds,
+                args.epochs,
+            )
+            probe["shape"] = depth_probe.shape(probe)
+            print(f"{NAME} probe: {probe['mean_best_val_miou']} {probe['shape']}", flush=True)
         setting = Setting(
             data_root=data_root,
             work=work,
@@ -425,6 +452,7 @@ def main(argv: list[str] | None = None) -> dict:
             "search": search,
             "overrides": overrides,
             "pretraining": pretraining,
+            "probe": probe,
             "lrs": lrs,
             "depths": depths,
             "started": started,
@@ -450,7 +478,7 @@ def report(context, per_seed, curves, final: bool, simulated: object = "run") ->
     lrs, depths = context["lrs"], context["depths"]
     real_s = time.time() - context["started"]
     if simulated == "run":
-        model = depth_curves.fit(curves, args.epochs, 5)
+        model = depth_curves.fit(curves, args.epochs, TRIAL["val_every"])
         simulated = depth_curves.compare(
             model,
             seeds=args.sim_seeds,
@@ -472,10 +500,14 @@ def report(context, per_seed, curves, final: bool, simulated: object = "run") ->
         simulated = dict(_LAST_SIMULATED)
     result = {
         "benchmark": NAME,
-        "pair": f"{DATASET} layout, synthetic debris task (16 train tiles of 48 px, 32 px crops; "
-        f"8 val tiles of 32 px) / bench ViT 12 x {depth_task.EMBED} pretrained on a synthetic "
-        f"multispectral pretext (label: {MODEL}), UPerNet {depth_task.DECODER_CHANNELS} ch",
+        "pair": f"{DATASET} layout, synthetic debris task ({depth_task.TRAIN_TILES} train tiles "
+        f"of {depth_task.TRAIN_SIZE} px, {depth_task.CROP} px crops; {depth_task.VAL_TILES} val "
+        f"tiles of {depth_task.CROP} px) / bench ViT 12 x {depth_task.EMBED} pretrained on a "
+        f"synthetic multispectral pretext (label: {MODEL}), UPerNet "
+        f"{depth_task.DECODER_CHANNELS} ch",
         "pretraining": context["pretraining"],
+        "probe": context["probe"],
+        "load_average": os.getloadavg(),
         "epoch_cap": args.epochs,
         "slots": args.slots,
         "grid": {"lr": list(lrs), "depth": list(depths)},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import depth_curves, depth_task
+from bench import depth_curves, depth_probe, depth_task
 from bench import time_to_quality_depth as ttqd
 from bench.workload import EpochEvent, SweepRun
 from cryotune.config import TrialConfig
@@ -58,12 +58,47 @@ def test_a_trial_finetunes_the_pretrained_encoder_to_its_depth(bench_setup):
         result = depth_task.run_trial(
             _config(data, work, depth=depth), on_start=started.append, checkpoint_dir=None
         )
-        assert [e.epoch for e in result.history] == [5]
+        assert [e.epoch for e in result.history] == [2, 4, 5]
         infos[depth] = started[0]
     assert infos[0]["weights"] == str(weights) and infos[0]["weights_sha256"]
     assert infos[0]["encoder_trainable_params"] == 0
     assert infos[12]["encoder_trainable_params"] == infos[12]["encoder_params"] > 0
     assert infos[0]["num_blocks"] == depth_task.BLOCKS
+
+
+def test_the_rescaled_checkpoint_is_the_same_encoder(bench_setup):
+    import torch
+
+    _, weights, _, _ = bench_setup
+    mapping = depth_task.band_mapping()
+    (modality,) = mapping.inputs
+    state = torch.load(weights, weights_only=True)
+    raw, scaled = (depth_task.build_encoder(depth_task.bench_spec(), mapping) for _ in range(2))
+    raw.load_state_dict(state)
+    scaled.load_state_dict(depth_task.rescale(state, 10.0))
+    images = torch.randn(2, depth_task.BANDS, depth_task.CROP, depth_task.CROP)
+    with torch.no_grad():
+        for a, b in zip(raw({modality: images}), scaled({modality: images}), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-3)  # taps are normed
+
+
+def test_the_probe_tables_mean_best_miou_by_lr_and_depth(bench_setup):
+    work, _, data, _ = bench_setup
+    trial = {**ttqd.TRIAL, "val_every": 1}
+    result = depth_probe.probe(
+        trial, data, work / "cache", lrs=(1e-3,), depths=(0, 6), seeds=1, epochs=2, log=print
+    )
+    assert set(result["mean_best_val_miou"]["0.001"]) == {"0", "6"}
+    assert result["best"]["lr"] == 1e-3 and result["best"]["depth"] in (0, 6)
+    shape = depth_probe.shape(result, blocks=6)  # depth 6 of 6: the "full" column here
+    assert set(shape) == {
+        "partial_best",
+        "frozen_gap",
+        "full_gap",
+        "full_at_top_lr_gap",
+        "best_lr_inside_grid",
+    }
+    assert not shape["best_lr_inside_grid"]
 
 
 def test_epochs_are_counted_per_trial_in_finish_order_and_cut_at_the_budget():
@@ -104,9 +139,9 @@ def test_the_simulation_is_fitted_to_real_curves_and_judges_every_seed(bench_set
     run = ttqd.run_optuna_sequential(setting, seed=0)
     assert isinstance(run, SweepRun) and len(run.params) == setting.grid_points
     curves = ttqd.trial_curves({"optuna_sequential": run}, seed=0)
-    assert all([e for e, _ in c["curve"]] == [5] for c in curves)
-    model = depth_curves.fit(curves, epochs=5, val_every=5)
-    assert model.steps == (5,) and model.describe()["fitted_trials"] == 4
+    assert all([e for e, _ in c["curve"]] == [2, 4, 5] for c in curves)
+    model = depth_curves.fit(curves, epochs=5, val_every=ttqd.TRIAL["val_every"])
+    assert model.steps == (2, 4, 5) and model.describe()["fitted_trials"] == 4
     search = {
         **ttqd.default_search(),
         **{k.split(".")[-1]: v for k, v in ttqd.QUICK_OVERRIDES.items()},
