@@ -29,7 +29,7 @@ def probe(
     lrs=LRS,
     depths=DEPTHS,
     seeds: int = 2,
-    epochs: int = 24,
+    epochs: int = 25,
     log=print,
 ) -> dict:
     """Mean best validation mIoU (and per-seed values) at every (lr, depth) point."""
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(prog="python -m bench.depth_probe", description=__doc__)
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--lrs", type=float, nargs="+", default=list(LRS))
     parser.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
     parser.add_argument("--out", type=Path, default=None)

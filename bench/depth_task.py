@@ -361,7 +361,7 @@ def rescale(state: dict, scale: float) -> dict:
 
     The function is unchanged (every tap is LayerNormed too), but AdamW's
     steps, of about ``lr`` whatever a weight's size, now move the stream's writers ``scale``
-    times further relative to their size: 24 steps here do to a pretrained block what a real
+    times further relative to their size: 25 steps here do to a pretrained block what a real
     finetuning's thousands do, so a learning rate too high for the pretrained blocks damages
     them, as it does a real GFM's."""
     return {k: v / scale if any(w in k for w in _WRITERS) else v for k, v in state.items()}
