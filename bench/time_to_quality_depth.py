@@ -586,6 +586,17 @@ def _median(summary: dict) -> str:
     return "-" if "median" not in summary else f"{summary['median']:g}"
 
 
+def _probe(probe: dict | None) -> str:
+    """The probe's table in a line: does depth matter on this task?"""
+    if not probe:
+        return ""
+    cells = "; ".join(
+        f"lr {lr}: " + ", ".join(f"depth {d} {v:g}" for d, v in row.items())
+        for lr, row in probe["mean_best_val_miou"].items()
+    )
+    return f"probe, mean best mIoU over {probe['seeds']} seeds: {cells}; "
+
+
 def row(result: dict) -> Row:
     real, sim = result["real"], result["simulated"]
     strategies = real["strategies"]
@@ -595,6 +606,7 @@ def row(result: dict) -> Row:
         for name, s in strategies.items()
     )
     c = result["cryotune"]
+    probe = _probe(result.get("probe"))
     return Row(
         compared=f"{result['pair']}; lr x depth, epochs to within {result['tolerance_miou']:g} "
         f"mIoU of the best any strategy found (cap {result['epoch_cap']} epochs/trial, "
@@ -603,7 +615,7 @@ def row(result: dict) -> Row:
         f"slots; cryotune: default.yaml, TPE {c['startup_trials']} start-up trials, ASHA grace "
         f"{c['grace_period']}, rf {c['reduction_factor']}); then {sim['seeds']} seeds on curves "
         f"fitted to this run's {sim['fitted_trials']} complete trials",
-        figures=f"real, median over seeds: {figures}; cryotune/grid epochs "
+        figures=f"{probe}real, median over seeds: {figures}; cryotune/grid epochs "
         f"{real['cryotune_over_grid_epochs']['values']}, cryotune best >= grid's on "
         f"{sum(s['best_no_worse_than_grid'] for s in result['per_seed'])}/"
         f"{len(result['per_seed'])} seeds; simulated: ratio <= 1/3 on "
