@@ -10,7 +10,14 @@ import sys
 from bench.table import update_table
 
 # Run in this order by ``python -m bench``: the cheap ones first.
-BENCHMARKS = ("data_path", "overhead", "concurrent_pairs", "time_to_quality", "scale")
+BENCHMARKS = (
+    "data_path",
+    "overhead",
+    "concurrent_pairs",
+    "time_to_quality",
+    "time_to_quality_depth",
+    "scale",
+)
 # Run only when named: needs a GPU for its real figures (bench/gpu.sh runs it).
 ON_REQUEST = ("gpu_trainer",)
 

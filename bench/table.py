@@ -16,7 +16,15 @@ from bench.output import RESULTS
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BEGIN = "<!-- bench:table:begin (written by `python -m bench`; edits here are overwritten) -->"
 END = "<!-- bench:table:end -->"
-TABLED = ("time_to_quality", "overhead", "data_path", "concurrent_pairs", "scale", "gpu_trainer")
+TABLED = (
+    "time_to_quality_depth",
+    "time_to_quality",
+    "overhead",
+    "data_path",
+    "concurrent_pairs",
+    "scale",
+    "gpu_trainer",
+)
 HEADERS = ("benchmark", "compared", "figures (same run)", "target", "verdict", "spread", "machine")
 
 

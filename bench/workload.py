@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -155,6 +155,7 @@ class SweepRun:
     epochs: list[EpochEvent]
     trials: list[TrialTiming]
     records: list[dict]
+    params: dict[str, dict] = field(default_factory=dict)  # per trial: lr, depth
 
 
 def run_cryotune(
@@ -189,7 +190,19 @@ def run_cryotune(
     if outcome.unfinished:
         raise RuntimeError(f"sweep {name} did not finish: {outcome.notes}")
     epochs, trials = _tune_results(outcome.dir / "tune", outcome.dir / "trials", started, FINAL)
-    return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=outcome.records)
+    params = _tune_params(outcome.dir / "tune")
+    return SweepRun(
+        wall_s=wall, epochs=epochs, trials=trials, records=outcome.records, params=params
+    )
+
+
+def _tune_params(tune_dir: Path) -> dict[str, dict]:
+    """Each cryotune trial's searched values (lr, depth) from Tune's ``params.json``."""
+    params = {}
+    for path in sorted(tune_dir.glob("*/params.json")):
+        trial = json.loads(path.read_text()).get("trial", {})
+        params[path.parent.name] = {k: trial.get(k) for k in ("lr", "depth")}
+    return params
 
 
 def _tune_results(
@@ -224,12 +237,14 @@ def _tune_results(
 
 def tune_trial(config: dict) -> None:
     """A plain Ray Tune function trainable: ``run_trial`` on ``config["trial"]``, every epoch
-    reported with its wall-clock time, the trainer's own time reported at the end."""
+    reported with its wall-clock time, the trainer's own time reported at the end. ``run_trial``
+    is the one cryotune's sweep trials call: the trainer's, or ``$CRYOTUNE_TRIAL_RUNNER``'s."""
     from ray import tune
 
     from cryotune.config import TrialConfig
-    from cryotune.train.trainer import run_trial
+    from cryotune.sweep.trainable import trial_runner
 
+    run_trial = trial_runner()
     trial = TrialConfig(**{**config["trial"], **config.get("params", {})})
     result = run_trial(
         trial,
@@ -273,16 +288,17 @@ def run_ray_tune(
     finally:
         ray.shutdown()
     wall = time.time() - started
-    epochs, trials = [], []
+    epochs, trials, params = [], [], {}
     for result in grid:
         if result.error is not None:
             raise RuntimeError(f"{name}: a Ray Tune trial failed: {result.error}")
         rows = result.metrics_dataframe.to_dict("records")
         trial_id = result.metrics["trial_id"]
+        params[trial_id] = dict(result.config.get("params", {}))
         for row in rows:
             if math.isfinite(row.get("val_miou", math.nan)):
                 at = row["at"] - started
                 epochs.append(EpochEvent(trial_id, int(row["epoch"]), row["val_miou"], at))
         ended = result.metrics["at"] - started
         trials.append(TrialTiming(trial_id, result.metrics["compute_s"], ended))
-    return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=[])
+    return SweepRun(wall_s=wall, epochs=epochs, trials=trials, records=[], params=params)

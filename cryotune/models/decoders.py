@@ -200,13 +200,15 @@ class UNetDecoder(nn.Module):
         return _resize(self.classifier(x), size)
 
 
-DecoderBuilder = Callable[[Sequence[int], bool, int, str], nn.Module]
+DecoderBuilder = Callable[[Sequence[int], bool, int, str, int | None], nn.Module]
 
 DECODERS: dict[str, DecoderBuilder] = {
-    "upernet": lambda channels, is_pyramid, num_classes, neck_pool: UPerNet(
-        channels, num_classes, is_pyramid, neck_pool=neck_pool
+    "upernet": lambda channels, is_pyramid, num_classes, neck_pool, width: UPerNet(
+        channels, num_classes, is_pyramid, width or UPERNET_CHANNELS, neck_pool=neck_pool
     ),
-    "unet": lambda channels, is_pyramid, num_classes, neck_pool: UNetDecoder(channels, num_classes),
+    "unet": lambda channels, is_pyramid, num_classes, neck_pool, width: UNetDecoder(
+        channels, num_classes
+    ),
 }
 
 
@@ -220,8 +222,10 @@ def build_decoder(
     is_pyramid: bool,
     num_classes: int,
     neck_pool: str = "floor",
+    channels: int | None = None,
 ) -> nn.Module:
-    """The decoder named by an encoder spec's ``options["decoder"]`` (UPerNet by default)."""
+    """The decoder named by an encoder spec's ``options["decoder"]`` (UPerNet by default);
+    ``channels`` narrows UPerNet below the paper's width (a CPU benchmark's budget)."""
     if key not in DECODERS:
         raise UnknownNameError("decoder", key, DECODERS)
-    return DECODERS[key](in_channels, is_pyramid, num_classes, neck_pool)
+    return DECODERS[key](in_channels, is_pyramid, num_classes, neck_pool, channels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
@@ -19,7 +20,13 @@ from cryotune.models.depth import (
     hold_frozen_in_eval,
 )
 from cryotune.models.encoders import get_encoder_spec
-from cryotune.models.weights import RANDOM_WEIGHTS, load_encoder_weights, require_weights
+from cryotune.models.weights import (
+    RANDOM_WEIGHTS,
+    file_sha256,
+    load_encoder_weights,
+    read_checkpoint,
+    require_weights,
+)
 
 if TYPE_CHECKING:
     from cryotune.config import TrialConfig
@@ -59,6 +66,23 @@ class BuiltModel:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CustomEncoder:
+    """An encoder outside the registry (a benchmark's own) that a trial builds in place of
+    ``config.model``'s: its spec, the encoder's own ``state_dict`` file, and UPerNet's width."""
+
+    spec: EncoderSpec
+    weights: Path | None = None  # None: random initialisation
+    decoder_channels: int | None = None  # None: the paper's UPerNet width
+
+
+def _load_custom(encoder: Encoder, custom: CustomEncoder) -> dict:
+    if custom.weights is None:
+        return {"weights": RANDOM_WEIGHTS, "weights_sha256": None}
+    encoder.load_state_dict(read_checkpoint(custom.weights), strict=True)
+    return {"weights": str(custom.weights), "weights_sha256": file_sha256(custom.weights)}
+
+
 def _load_weights(encoder: Encoder, spec: EncoderSpec, config_weights: str | None) -> dict:
     if config_weights == RANDOM_WEIGHTS or not spec.pretrained:
         return {"weights": RANDOM_WEIGHTS, "weights_sha256": None}
@@ -88,9 +112,12 @@ def check_crop(spec: EncoderSpec, dataset: DatasetSpec, crop: int | None, neck_p
         )
 
 
-def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
-    """The trial's model: its encoder fed by the dataset's bands, loaded, frozen to ``depth``."""
-    spec = get_encoder_spec(config.model)
+def build_segmenter(
+    config: TrialConfig, dataset: DatasetSpec, custom: CustomEncoder | None = None
+) -> BuiltModel:
+    """The trial's model: its encoder fed by the dataset's bands, loaded, frozen to ``depth``;
+    ``custom`` builds an encoder outside the registry instead of ``config.model``'s."""
+    spec = get_encoder_spec(config.model) if custom is None else custom.spec
     default_depth = 0 if spec.pretrained else spec.num_blocks
     depth = check_depth(default_depth if config.depth is None else config.depth, spec.num_blocks)
     decoder_key = str(spec.option("decoder", "upernet"))
@@ -105,7 +132,10 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
     )
     choices = {"taps": config.swin_taps} if spec.option("tap_modes") else {}
     encoder = spec.builder(spec, mapping, **choices)
-    weights = _load_weights(encoder, spec, config.weights)
+    if custom is None:
+        weights = _load_weights(encoder, spec, config.weights)
+    else:
+        weights = _load_custom(encoder, custom)
     encoder_trainable = apply_finetune_depth(encoder, depth)
     decoder = build_decoder(
         decoder_key,
@@ -113,6 +143,7 @@ def build_segmenter(config: TrialConfig, dataset: DatasetSpec) -> BuiltModel:
         encoder.is_pyramid,
         dataset.num_classes,
         neck_pool=config.neck_pool,
+        channels=None if custom is None else custom.decoder_channels,
     )
     input_size = spec.input_size_for(dataset)
     options = spec.options_for(dataset)

@@ -34,7 +34,7 @@ from cryotune.train.sliding_window import sliding_window_logits
 
 if TYPE_CHECKING:
     from cryotune.data.datasets import DatasetSpec
-    from cryotune.models.segmenter import BuiltModel
+    from cryotune.models.segmenter import BuiltModel, CustomEncoder
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -162,7 +162,9 @@ class PreparedTrial:
     total_steps: int
 
 
-def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
+def prepare_trial(
+    config: TrialConfig, runtime: Runtime, custom: CustomEncoder | None = None
+) -> PreparedTrial:
     """Names, data root and weights are checked before the (possibly long) tile decoding."""
     from cryotune.data.roots import resolve_root
     from cryotune.data.segmentation import (
@@ -175,7 +177,7 @@ def prepare_trial(config: TrialConfig, runtime: Runtime) -> PreparedTrial:
     spec = check_names(config)
     root = resolve_root(config.dataset, config.data_root)
     seed_everything(config.seed)
-    built = build_segmenter(config, spec)
+    built = build_segmenter(config, spec, custom)
     splits = open_splits(spec.key, str(root), config.cache_dir, built.mapping.dataset_modalities)
     seed_everything(config.seed)  # the same stream whether or not the cache was just built
 
@@ -271,6 +273,7 @@ def run_trial(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     on_start: Callable[[dict], None] | None = None,
+    custom: CustomEncoder | None = None,
 ) -> TrialResult:
     """Train ``config`` for its epochs, validating every ``val_every`` and after the last.
 
@@ -278,14 +281,14 @@ def run_trial(
     after each evaluation, before ``on_epoch``; ``resume`` continues from an existing ``last.pt``;
     after the test pass a prediction preview (``preview.npz``) is written there too.
     ``on_start`` receives the built model's info (trainable parameters, filled bands, ...) before
-    the first epoch.
+    the first epoch. ``custom`` trains an encoder outside the registry (``CustomEncoder``).
     """
     started = time.perf_counter()
     runtime = Runtime(select_device(config.device), config.precision)
     if runtime.cuda:
         torch.backends.cudnn.benchmark = True
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    trial = prepare_trial(config, runtime)
+    trial = prepare_trial(config, runtime, custom)
     model, spec = trial.model, trial.spec
     max_batch = config.batch_size
 

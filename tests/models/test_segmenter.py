@@ -1,3 +1,6 @@
+import dataclasses
+from types import MappingProxyType
+
 import pytest
 import torch
 
@@ -5,7 +8,9 @@ from cryotune.config import TrialConfig
 from cryotune.data.datasets import get_dataset
 from cryotune.errors import UsageError, WeightsError
 from cryotune.models.depth import count_params
-from cryotune.models.segmenter import build_segmenter
+from cryotune.models.encoders import get_encoder_spec
+from cryotune.models.segmenter import CustomEncoder, build_segmenter
+from cryotune.models.weights import file_sha256
 
 torch.set_num_threads(1)
 
@@ -145,3 +150,30 @@ def test_upernet_models_refuse_single_tile_batches_and_unet_takes_them(dataset_b
     built = _build("glid", "unet", 5, batch_size=1)
     assert built.info["decoder"] == "unet"
     assert built.model.train()(dataset_batch(built, (40, 40), batch=1)).shape == (1, 2, 40, 40)
+
+
+def test_custom_encoder_builds_from_its_own_spec_weights_and_decoder_width(tmp_path, vit_depth_3):
+    # a benchmark's own encoder: the registry's "vit" spec at 4 blocks, its state_dict on disk
+    vit = get_encoder_spec("vit")
+    spec = dataclasses.replace(
+        vit,
+        input_size=32,
+        patch_size=8,
+        embed_dim=32,
+        num_blocks=4,
+        tapped_layers=(0, 1, 2, 3),
+        options=MappingProxyType({**vit.options, "num_heads": 2}),
+    )
+    config = TrialConfig(dataset="glid", model="ssl4eo_mae", depth=2, weights="random")
+    made = build_segmenter(config, get_dataset("glid"), CustomEncoder(spec)).model.encoder
+    weights = tmp_path / "encoder.pt"
+    torch.save({k: torch.full_like(v, 0.5) for k, v in made.state_dict().items()}, weights)
+
+    built = build_segmenter(config, get_dataset("glid"), CustomEncoder(spec, weights, 16))
+    assert built.spec is spec and built.info["num_blocks"] == 4 and built.info["depth"] == 2
+    assert built.info["weights"] == str(weights)
+    assert built.info["weights_sha256"] == file_sha256(weights)
+    assert all(bool((v == 0.5).all()) for v in built.model.encoder.state_dict().values())
+    assert built.model.decoder.ppm.bottleneck[0].out_channels == 16
+    # the registry's own path is unchanged: 512 channels
+    assert vit_depth_3.model.decoder.ppm.bottleneck[0].out_channels == 512

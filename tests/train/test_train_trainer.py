@@ -13,6 +13,8 @@ from cryotune.data.cache import TileCache
 from cryotune.data.datasets import get_dataset
 from cryotune.data.fewshot import stratified_subset
 from cryotune.errors import UsageError
+from cryotune.models.encoders import get_encoder_spec
+from cryotune.models.segmenter import CustomEncoder
 from cryotune.train.trainer import EpochReport, masked_cross_entropy, run_trial, select_device
 
 
@@ -238,3 +240,13 @@ def test_a_trial_with_a_checkpoint_folder_writes_a_prediction_preview(config, tm
     without = tmp_path / "no-test"
     run_trial(config.model_copy(update={"evaluate_test": False}), checkpoint_dir=without)
     assert not (without / "preview.npz").exists()
+
+
+def test_a_custom_encoder_is_built_in_place_of_the_configs_model(config):
+    # the benchmarks' seam: the registry's "ssl4eo_mae" is named, the U-Net is trained
+    custom = CustomEncoder(get_encoder_spec("unet"))
+    result = run_trial(
+        config.model_copy(update={"model": "ssl4eo_mae", "epochs": 1}), custom=custom
+    )
+    assert result.info["model"] == "unet" and result.info["weights"] == "random"
+    assert result.config.model == "ssl4eo_mae" and [r.epoch for r in result.history] == [1]

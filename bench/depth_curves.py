@@ -1,0 +1,339 @@
+"""The depth benchmark's simulated half: learning curves fitted to its real trials, and the four
+strategies replayed on them over many seeds.
+
+The curve model is a kernel regression of the real validation curves: at (lr, depth), the mean
+curve of the real complete trials weighted by a Gaussian kernel in (log10 lr, depth), with its
+bandwidths chosen by leave-one-out error; around it, a per-trial offset and per-validation noise
+with the spreads of the leave-one-out residuals (so seed-to-seed luck is as large as measured,
+or larger). Only complete trials (the grid, random and sequential Optuna ones, every one trained
+to the cap) are fitted: cryotune's trials that ASHA stopped are the poor ones, and its promoted
+ones were picked on their own noise.
+
+The strategies run as a discrete-event simulation, ``slots`` trials at once, every epoch one
+time unit, a validation every ``val_every`` epochs:
+
+- ``cryotune``: cryotune's own sampler recipe (``cryotune.sweep.study.SamplerRecipe``: the TPE
+  sampler with default.yaml's start-up trials, multivariate, constant liar) on an in-memory
+  study, and Ray Tune's own ``AsyncHyperBandScheduler`` with default.yaml's grace period and
+  reduction factor, wrapped as cryotune's ``PairScheduler`` wraps it (a trial at its last epoch
+  finishes; the first ``bootstrap_trials`` at the grace period stop); stopped trials are told
+  to the study as pruned with their intermediate values, finished ones as complete with their
+  best value, as ``StudySearch`` does.
+- ``grid``, ``random``, ``optuna_sequential``: as in the real run.
+
+Pure Python, not the real driver through the runner seam: one sweep through Ray costs 10-20 s
+of start-up and per-trial overhead here, 50 seeds x 4 strategies would take most of an hour,
+while the search logic that decides the verdict (sampler, ASHA, accounting) is the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from bench.output import spread
+from bench.workload import EpochEvent
+
+BANDWIDTHS_LR = (0.15, 0.25, 0.4, 0.6)  # decades
+BANDWIDTHS_DEPTH = (0.5, 1.0, 2.0, 4.0)  # blocks
+
+
+@dataclass(frozen=True)
+class CurveModel:
+    """Kernel regression over real curves: ``x`` (n, 2) as (log10 lr, depth), ``y`` (n, k)
+    validation mIoU at epochs ``steps``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    steps: tuple[int, ...]
+    h_lr: float
+    h_depth: float
+    sigma_trial: float
+    sigma_epoch: float
+    loo_rmse: float
+
+    def weights(self, lr: float, depth: int) -> np.ndarray:
+        d_lr = (self.x[:, 0] - math.log10(lr)) / self.h_lr
+        d_depth = (self.x[:, 1] - depth) / self.h_depth
+        return np.exp(-0.5 * (d_lr**2 + d_depth**2)) + 1e-300
+
+    def mean(self, lr: float, depth: int) -> np.ndarray:
+        w = self.weights(lr, depth)
+        return w @ self.y / w.sum()
+
+    def draw(self, lr: float, depth: int, rng: np.random.Generator) -> np.ndarray:
+        """One trial's curve: the mean, a trial offset, noise per validation."""
+        curve = self.mean(lr, depth) + rng.normal(0.0, self.sigma_trial)
+        curve = curve + rng.normal(0.0, self.sigma_epoch, len(self.steps))
+        return np.clip(curve, 0.0, 100.0)
+
+    def describe(self) -> dict:
+        return {
+            "fitted_trials": len(self.x),
+            "bandwidth_lr_decades": self.h_lr,
+            "bandwidth_depth_blocks": self.h_depth,
+            "sigma_trial": round(self.sigma_trial, 3),
+            "sigma_validation": round(self.sigma_epoch, 3),
+            "loo_rmse": round(self.loo_rmse, 3),
+        }
+
+
+def _loo(x: np.ndarray, y: np.ndarray, h_lr: float, h_depth: float) -> np.ndarray:
+    """Leave-one-out predictions of every curve from the others."""
+    d_lr = (x[:, None, 0] - x[None, :, 0]) / h_lr
+    d_depth = (x[:, None, 1] - x[None, :, 1]) / h_depth
+    w = np.exp(-0.5 * (d_lr**2 + d_depth**2))
+    np.fill_diagonal(w, 0.0)
+    w = w + 1e-300
+    return w @ y / w.sum(axis=1, keepdims=True)
+
+
+def fit(curves: list[dict], epochs: int, val_every: int) -> CurveModel:
+    """The model of the complete non-cryotune curves in ``curves`` (``trial_curves`` rows)."""
+    steps = tuple(sorted({*range(val_every, epochs + 1, val_every), epochs}))
+    complete = [
+        c
+        for c in curves
+        if c["strategy"] != "cryotune" and [e for e, _ in c["curve"]] == list(steps)
+    ]
+    if len(complete) < 3:
+        raise ValueError(f"{len(complete)} complete real trials: too few to fit curves to")
+    x = np.array([[math.log10(c["lr"]), c["depth"]] for c in complete])
+    y = np.array([[v for _, v in c["curve"]] for c in complete])
+    best = None
+    for h_lr in BANDWIDTHS_LR:
+        for h_depth in BANDWIDTHS_DEPTH:
+            rmse = float(np.sqrt(np.mean((_loo(x, y, h_lr, h_depth) - y) ** 2)))
+            if best is None or rmse < best[0]:
+                best = (rmse, h_lr, h_depth)
+    rmse, h_lr, h_depth = best
+    residual = y - _loo(x, y, h_lr, h_depth)
+    offsets = residual.mean(axis=1)
+    sigma_epoch = float(np.std(residual - offsets[:, None]))
+    sigma_trial = float(np.std(offsets))
+    return CurveModel(x, y, steps, h_lr, h_depth, sigma_trial, sigma_epoch, rmse)
+
+
+# ---------------------------------------------------------------------------------------------
+# the strategies, simulated
+
+
+@dataclass
+class _Running:
+    name: str
+    lr: float
+    depth: int
+    curve: np.ndarray
+    index: int = 0  # validations done
+    handle: object = None
+
+
+def _rng(seed: int, strategy: str, trial: int) -> np.random.Generator:
+    return np.random.default_rng([seed, sum(map(ord, strategy)), trial])
+
+
+def _fixed_trials(
+    model: CurveModel, points: list[tuple[float, int]], seed: int, strategy: str, slots: int
+) -> list[EpochEvent]:
+    """Trials at ``points`` trained to the cap, ``slots`` at once (in order)."""
+    events = []
+    for number, (lr, depth) in enumerate(points):
+        curve = model.draw(lr, depth, _rng(seed, strategy, number))
+        start = (number // slots) * model.steps[-1]
+        for step, value in zip(model.steps, curve, strict=True):
+            events.append(EpochEvent(str(number), step, float(value), float(start + step)))
+    return events
+
+
+def simulate_cryotune(
+    model: CurveModel,
+    seed: int,
+    search: dict,
+    trials: int,
+    slots: int,
+    lr_range: tuple[float, float],
+    depth_range: tuple[int, int],
+) -> list[EpochEvent]:
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.trial import TrialState
+    from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
+
+    from cryotune.sweep.searcher import pair_seed
+    from cryotune.sweep.study import SamplerRecipe
+
+    recipe = SamplerRecipe(
+        kind="tpe",
+        seed=pair_seed(seed, "sim"),
+        multivariate=search["multivariate"],
+        startup_trials=search["startup_trials"],
+        constant_liar=search["constant_liar"],
+    )
+    study = optuna.create_study(direction="maximize", sampler=recipe.build())
+    space = {
+        "lr": FloatDistribution(*lr_range, log=True),
+        "depth": IntDistribution(*depth_range),
+    }
+    epochs = model.steps[-1]
+    asha = AsyncHyperBandScheduler(
+        time_attr="epoch",
+        metric="val_miou",
+        mode="max",
+        max_t=epochs,
+        grace_period=search["grace_period"],
+        reduction_factor=search["reduction_factor"],
+    )
+    at_grace: set[str] = set()
+    events: list[EpochEvent] = []
+    running: list[_Running | None] = [None] * slots
+    started = 0
+    tick = 0
+    while True:
+        for slot in range(slots):
+            if running[slot] is None and started < trials:
+                trial = study.ask(fixed_distributions=space)
+                lr, depth = trial.params["lr"], int(trial.params["depth"])
+                curve = model.draw(lr, depth, _rng(seed, "cryotune", started))
+                name = str(started)
+                running[slot] = _Running(name, lr, depth, curve, handle=trial)
+                asha.on_trial_add(None, SimpleNamespace(trial_id=name))
+                started += 1
+        if all(r is None for r in running):
+            break
+        tick += 1
+        for slot, run in enumerate(running):
+            if run is None:
+                continue
+            epoch, value = model.steps[run.index], float(run.curve[run.index])
+            run.index += 1
+            events.append(EpochEvent(run.name, epoch, value, float(tick * model.steps[0])))
+            run.handle.report(value, epoch)
+            stub = SimpleNamespace(trial_id=run.name)
+            result = {"epoch": epoch, "val_miou": value}
+            decision = asha.on_trial_result(None, stub, result)
+            if epoch >= search["grace_period"] and run.name not in at_grace:
+                at_grace.add(run.name)
+                if len(at_grace) <= search["bootstrap_trials"]:
+                    decision = TrialScheduler.STOP
+            finished = epoch >= epochs
+            if finished or decision == TrialScheduler.STOP:
+                asha.on_trial_complete(None, stub, result)
+                if finished:
+                    study.tell(run.handle, float(run.curve.max()), state=TrialState.COMPLETE)
+                else:
+                    study.tell(run.handle, None, state=TrialState.PRUNED)
+                running[slot] = None
+    return events
+
+
+def simulate_optuna_sequential(
+    model: CurveModel,
+    seed: int,
+    trials: int,
+    lr_range: tuple[float, float],
+    depth_range: tuple[int, int],
+) -> list[EpochEvent]:
+    import optuna
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    events: list[EpochEvent] = []
+    for number in range(trials):
+        trial = study.ask()
+        lr = trial.suggest_float("lr", *lr_range, log=True)
+        depth = trial.suggest_int("depth", *depth_range)
+        curve = model.draw(lr, depth, _rng(seed, "optuna_sequential", number))
+        start = number * model.steps[-1]
+        for step, value in zip(model.steps, curve, strict=True):
+            events.append(EpochEvent(str(number), step, float(value), float(start + step)))
+        study.tell(trial, float(curve.max()))
+    return events
+
+
+def simulate_seed(
+    model: CurveModel,
+    seed: int,
+    search: dict,
+    grid: list[tuple[float, int]],
+    grid_points: int,
+    cryotune_trials: int,
+    slots: int,
+    lr_range: tuple[float, float],
+    depth_range: tuple[int, int],
+) -> dict[str, list[EpochEvent]]:
+    rng = np.random.default_rng([seed, 7])
+    random_points = [
+        (
+            float(10 ** rng.uniform(math.log10(lr_range[0]), math.log10(lr_range[1]))),
+            int(rng.integers(depth_range[0], depth_range[1] + 1)),
+        )
+        for _ in range(grid_points)
+    ]
+    return {
+        "cryotune": simulate_cryotune(
+            model, seed, search, cryotune_trials, slots, lr_range, depth_range
+        ),
+        "grid": _fixed_trials(model, grid, seed, "grid", slots),
+        "random": _fixed_trials(model, random_points, seed, "random", slots),
+        "optuna_sequential": simulate_optuna_sequential(
+            model, seed, grid_points, lr_range, depth_range
+        ),
+    }
+
+
+def compare(
+    model: CurveModel,
+    seeds: int,
+    search: dict,
+    grid: list[tuple[float, int]],
+    grid_points: int,
+    cryotune_trials: int,
+    epochs: int,
+    slots: int,
+    lr_range: tuple[float, float],
+    depth_range: tuple[int, int],
+    judge: Callable[[dict], dict],
+    within_budget: Callable[[list[EpochEvent]], list],
+) -> dict:
+    """Every strategy on ``seeds`` simulated seeds, judged as the real seeds are."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    per_seed = []
+    for seed in range(seeds):
+        runs = simulate_seed(
+            model, seed, search, grid, grid_points, cryotune_trials, slots, lr_range, depth_range
+        )
+        verdict = judge({name: within_budget(events) for name, events in runs.items()})
+        per_seed.append(
+            {
+                "seed": seed,
+                "ratio": verdict["cryotune_over_grid_epochs"],
+                "ratio_met": verdict["ratio_met"],
+                "best_no_worse_than_grid": verdict["best_no_worse_than_grid"],
+                "epochs": {k: v["epochs"] for k, v in verdict["strategies"].items()},
+                "best": {k: v["best_val_miou"] for k, v in verdict["strategies"].items()},
+            }
+        )
+    names = list(per_seed[0]["epochs"]) if per_seed else []
+    return {
+        "how": "pure-Python discrete-event simulation (cryotune's sampler recipe, Ray Tune's "
+        "ASHA) on kernel-regression curves fitted to this run's complete real trials",
+        **model.describe(),
+        "seeds": seeds,
+        "ratio": spread([s["ratio"] for s in per_seed]),
+        "fraction_ratio_met": sum(s["ratio_met"] for s in per_seed) / max(1, len(per_seed)),
+        "fraction_best_no_worse": sum(s["best_no_worse_than_grid"] for s in per_seed)
+        / max(1, len(per_seed)),
+        "strategies": {
+            name: {
+                "epochs_to_target": spread([s["epochs"][name] for s in per_seed]),
+                "best_val_miou": spread([s["best"][name] for s in per_seed]),
+            }
+            for name in names
+        },
+        "per_seed": per_seed,
+    }
