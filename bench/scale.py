@@ -253,10 +253,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def measure(args, work: Path, pair_counts: list[int], slot_counts: list[int]) -> dict:
-    import httpx
 
     from bench.asktell import time_ask_tell
-    from bench.latency import Prober, api_server, reads
+    from bench.latency import Prober, reads
 
     grids = {n: pair_grid(n) for n in pair_counts}
     datasets = sorted({d for ds, _ in grids.values() for d in ds})
@@ -314,17 +313,7 @@ def measure(args, work: Path, pair_counts: list[int], slot_counts: list[int]) ->
                 if probing:
                     # The servers start before the sweep: the workspace one finds no sweep yet.
                     workspace.mkdir(parents=True, exist_ok=True)
-                    clients = {
-                        key: stack.enter_context(
-                            httpx.Client(
-                                base_url=stack.enter_context(
-                                    api_server(_flags(source), work / f"serve-{key}.log")
-                                ),
-                                timeout=60,
-                            )
-                        )
-                        for key, source in sources.items()
-                    }
+                    clients = _api_clients(stack, sources, work, "")
                     prober = Prober(reads(clients, sources, name, ds[0]))
                     stack.enter_context(_when_sweep_exists(prober, workspace / name))
                 run = run_one(
@@ -350,17 +339,7 @@ def measure(args, work: Path, pair_counts: list[int], slot_counts: list[int]) ->
             print(f"scale: {json.dumps(runs[-2:] if store is None else runs[-1:])}", flush=True)
         name = f"scale-p{len(grids[largest[0]][0]) * len(grids[largest[0]][1])}-s{largest[1]}"
         with contextlib.ExitStack() as stack:
-            clients = {
-                key: stack.enter_context(
-                    httpx.Client(
-                        base_url=stack.enter_context(
-                            api_server(_flags(source), work / f"serve-{key}-after.log")
-                        ),
-                        timeout=60,
-                    )
-                )
-                for key, source in sources.items()
-            }
+            clients = _api_clients(stack, sources, work, "-after")
             prober = Prober(reads(clients, sources, name, grids[largest[0]][0][0]))
             prober.round()  # first reads fill the servers' caches; timed apart
             latency["first"] = prober.summary()
@@ -369,6 +348,25 @@ def measure(args, work: Path, pair_counts: list[int], slot_counts: list[int]) ->
         if optuna_pg:
             asktell["postgresql"] = time_ask_tell(optuna_pg, "bench-asktell", 10, 20)
     return summarise(args, runs, latency, asktell, slot_counts)
+
+
+def _api_clients(stack: contextlib.ExitStack, sources: dict, work: Path, suffix: str) -> dict:
+    """A real ``cryotune serve`` per source, and an HTTP client of each, closed with ``stack``."""
+    import httpx
+
+    from bench.latency import api_server
+
+    return {
+        key: stack.enter_context(
+            httpx.Client(
+                base_url=stack.enter_context(
+                    api_server(_flags(source), work / f"serve-{key}{suffix}.log")
+                ),
+                timeout=60,
+            )
+        )
+        for key, source in sources.items()
+    }
 
 
 def _flags(source: dict) -> list[str]:

@@ -42,6 +42,7 @@ from pathlib import Path
 from bench import depth_curves, depth_probe, depth_task
 from bench.output import plot_path, spread, write_result
 from bench.table import Row
+from bench.time_to_quality import plot
 from bench.workload import SWEEPS, EpochEvent, SweepRun, Workspace, quiet_environment
 
 NAME = "time_to_quality_depth"
@@ -552,27 +553,6 @@ def _value(text: str):
     import yaml
 
     return yaml.safe_load(text)
-
-
-def plot(per_seed: list[dict], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(3.6 * len(per_seed), 3.2), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(per_seed), squeeze=False)[0]
-    for ax, seed_result in zip(axes, per_seed, strict=True):
-        for name, points in seed_result["curves"].items():
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.step(xs, ys, where="post", label=name)
-        ax.axhline(seed_result["target"], color="grey", linestyle=":", label="target")
-        ax.set_title(f"seed {seed_result['seed']}")
-        ax.set_xlabel("epochs spent (all trials)")
-        ax.set_ylabel("best val mIoU so far")
-    axes[0].legend(fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
 
 
 def _seeds(result: dict) -> str:
