@@ -77,8 +77,9 @@ class PairRecorder:
             record = self._with_observed_ids(record)
             self.observer.pair_ending(self._pair_end(pair, study, record))
         record.write(self.workspace.record_path(pair.dataset, pair.model))
-        if self.keep_checkpoints == "best":
-            self._prune(study, record.ids.tune_trial_id)
+        if self.keep_checkpoints != "all":
+            kept = record.ids.tune_trial_id if self.keep_checkpoints == "best" else None
+            self._prune(study, kept)
         if self.observer is not None:
             self.observer.pair_recorded(pair.key, self.sweep_records())
         return record
@@ -159,7 +160,7 @@ class PairRecorder:
     def trial_ended(self, trial_id: str, state: TrialState) -> None:
         """A trial that ended never resumes: drop its ``last.pt``, and ``best.pt`` unless it may
         be the pair's best (only COMPLETE trials can be); in the background."""
-        if self.keep_checkpoints == "best":
+        if self.keep_checkpoints != "all":
             _REMOVER.submit(_unlink, self._ended_checkpoints(trial_id, state))
 
     def _ended_checkpoints(self, trial_id: str, state: TrialState) -> list[Path]:
@@ -168,7 +169,7 @@ class PairRecorder:
         return [folder / last] if state == TrialState.COMPLETE else [folder / last, folder / best]
 
     def _prune(self, study: optuna.Study, best_trial_id: str | None) -> None:
-        """Keep only the best trial's ``best.pt`` once the pair has ended."""
+        """Keep only the best trial's ``best.pt`` (None: none) once the pair has ended."""
         best, _ = _checkpoint_files()
         for frozen in study.get_trials(deepcopy=False):
             trial_id = frozen.user_attrs.get(TUNE_TRIAL_ID)
@@ -231,9 +232,8 @@ def build_record(recorder: PairRecorder, pair, study: optuna.Study, seconds: flo
     config, info = result.config, result.info
     trial_id = best.user_attrs.get(TUNE_TRIAL_ID)
     command, not_settable = repeat_command(config.model_dump(mode="json"))
-    checkpoint = (
-        recorder.workspace.trials_dir / trial_id / _checkpoint_files()[0] if trial_id else None
-    )
+    kept = trial_id and recorder.keep_checkpoints != "none"
+    checkpoint = recorder.workspace.trials_dir / trial_id / _checkpoint_files()[0] if kept else None
     return PairRecord(
         **base,
         status=COMPLETE,

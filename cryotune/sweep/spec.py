@@ -211,8 +211,10 @@ class SweepSpec(_Strict):
         pattern=r"^[a-z0-9+]+://",
         description="study storage URL for a cluster (postgresql://...); null: the workspace's",
     )
-    keep_checkpoints: Literal["best", "all"] = Field(
-        "best", description="best: when a pair ends, keep only its best trial's best.pt"
+    keep_checkpoints: Literal["best", "all", "none"] = Field(
+        "best",
+        description="best: when a pair ends, keep only its best trial's best.pt; all: every "
+        "trial's; none: no weights (the record's repeat command retrains the best config)",
     )
 
     @model_validator(mode="after")
