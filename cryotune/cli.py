@@ -17,6 +17,7 @@ from cryotune.cli_flags import (
     add_workspace,
 )
 from cryotune.errors import CryotuneError, UsageError
+from cryotune.query.snapshot import DEFAULT_MAX_AGE_S
 from cryotune.report.render import FORMATS
 from cryotune.table import format_table
 
@@ -426,9 +427,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cryotune.api import create_app
+    from cryotune.query.service import Query
+    from cryotune.query.snapshot import Snapshot
 
     token = os.environ.get("CRYOTUNE_API_TOKEN") or None
     query = _query(args)
+    if args.max_age > 0:
+        query = Query(Snapshot(query.source, args.max_age))
     if not _loopback(args.host) and token is None:
         print(
             f"cryotune: warning: serving {args.host} without a token: anyone who reaches this "
@@ -654,6 +659,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="read-only HTTP API over the sweeps and best configs")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--max-age",
+        type=_non_negative,
+        default=DEFAULT_MAX_AGE_S,
+        metavar="SECONDS",
+        help=f"answer from what was read this recently, refreshing it in the background "
+        f"(default {DEFAULT_MAX_AGE_S:g}; 0: read the source on every request)",
+    )
     _add_source_flags(p)
     p.set_defaults(func=cmd_serve)
     return parser

@@ -296,10 +296,13 @@ class MlflowSource:
                 found[name] = kept[1]
         unread = [i for n, i in experiments.items() if n not in found]
         by_experiment = {i: {LEVEL_SWEEP: sweep_runs[i]} for i in unread}
+        for run in self._runs(unread, _level(LEVEL_PAIR)):
+            by_experiment[run.info.experiment_id].setdefault(LEVEL_PAIR, []).append(run)
+        # A finished sweep's tracker ended every trial run: only the others can have some running.
+        live = [i for i in unread if _finished_key(sweep_runs[i], best) is None]
         running = f"{_level(LEVEL_TRIAL)} and tags.`{TAG_STATUS}` = '{STATUS_RUNNING}'"
-        for group, query in ((LEVEL_PAIR, _level(LEVEL_PAIR)), (STATUS_RUNNING, running)):
-            for run in self._runs(unread, query):
-                by_experiment[run.info.experiment_id].setdefault(group, []).append(run)
+        for run in self._runs(live, running):
+            by_experiment[run.info.experiment_id].setdefault(STATUS_RUNNING, []).append(run)
         for name, experiment_id in experiments.items():
             if name in found:
                 continue

@@ -230,7 +230,25 @@ def test_the_api_answers_while_a_sweep_runs_and_sees_its_progress(
 
         sweep.kill()  # the driver dies without finishing: the sweep reads as interrupted
         sweep.wait()
-        assert api.get("/sweeps/live").json()["state"] == "interrupted"
+        deadline = time.monotonic() + 15  # once the server's snapshot (2 s old at most) renews
+        while api.get("/sweeps/live").json()["state"] != "interrupted":
+            assert time.monotonic() < deadline, api.get("/sweeps/live").json()["state"]
+            time.sleep(0.25)
+
+
+def test_answers_are_at_most_max_age_old_and_0_reads_every_request(serve, planned_sweeps, tmp_path):
+    root = planned_sweeps(tmp_path / "runs", "sweep-a")
+    kept = httpx.Client(base_url=serve("--workspace", str(root), "--max-age", "1").url)
+    fresh = httpx.Client(base_url=serve("--workspace", str(root), "--max-age", "0").url)
+    with kept, fresh:
+        assert [s["name"] for s in kept.get("/sweeps").json()] == ["sweep-a"]
+        planned_sweeps(root, "sweep-b")
+        added = time.monotonic()
+        assert [s["name"] for s in fresh.get("/sweeps").json()] == ["sweep-a", "sweep-b"]
+        assert len(kept.get("/sweeps").json()) == 1  # what it read, while it reads again
+        while len(kept.get("/sweeps").json()) < 2:
+            assert time.monotonic() - added < 10
+            time.sleep(0.1)
 
 
 def test_binding_beyond_loopback_without_a_token_warns(serve, api_sweep):
