@@ -139,3 +139,10 @@ def test_pairs_run_together_rather_than_one_after_another(smoke):
     first_starts = [min(t.datetime_start for t in s.trials) for s in studies.values()]
     last_ends = [max(t.datetime_complete for t in s.trials) for s in studies.values()]
     assert max(first_starts) < min(last_ends)
+
+
+def test_tunes_snapshot_period_grows_with_the_sweep_past_2_s():
+    from cryotune.sweep.driver import snapshot_period_s
+
+    assert snapshot_period_s(8) == snapshot_period_s(200) == 2.0
+    assert snapshot_period_s(2000) == 20.0
