@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,25 @@ period of trial starts, which --resume runs again."""
 
 def snapshot_period_s(trials: int) -> float:
     return max(SNAPSHOT_S, trials / TRIALS_PER_SNAPSHOT_S)
+
+
+@contextlib.contextmanager
+def driver_environment(trials: int) -> Iterator[None]:
+    """DRIVER_ENVIRONMENT, CLIENT_ENVIRONMENT and the snapshot period while a sweep runs, each
+    where the process has no value of its own; taken away after, so a notebook's own Ray Tune
+    runs after a sweep keep Tune's defaults (its result files among them)."""
+    wanted = {
+        **DRIVER_ENVIRONMENT,
+        **CLIENT_ENVIRONMENT,
+        "TUNE_GLOBAL_CHECKPOINT_S": f"{snapshot_period_s(trials):g}",
+    }
+    added = {key: value for key, value in wanted.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 RAY_NOTICES = {
@@ -476,10 +496,19 @@ def _drive(
     notes = [f"skipped {key}: no modality in common" for key in plan.skipped]
     notes += view_notes(plan)
     done = all(workspace.record_path(p.dataset, p.model).exists() for p in plan.pairs)
-    for key, value in {**DRIVER_ENVIRONMENT, **CLIENT_ENVIRONMENT}.items():
-        os.environ.setdefault(key, value)
-    trials = sum(p.trials for p in plan.pairs)
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = f"{snapshot_period_s(trials):g}"
+    with driver_environment(sum(p.trials for p in plan.pairs)):
+        return _track(request, plan, workspace, started, experiment, done, notes)
+
+
+def _track(
+    request: SweepRequest,
+    plan: SweepPlan,
+    workspace: SweepWorkspace,
+    started: float,
+    experiment: ExperimentStorage,
+    done: bool,
+    notes: list[str],
+) -> SweepOutcome:
     tracker = SweepTracker.open(
         plan.tracking_uri,
         plan.name,

@@ -146,3 +146,17 @@ def test_tunes_snapshot_period_grows_with_the_sweep_past_2_s():
 
     assert snapshot_period_s(8) == snapshot_period_s(200) == 2.0
     assert snapshot_period_s(2000) == 20.0
+
+
+def test_the_driver_environment_lasts_the_sweep_and_keeps_the_users_values(monkeypatch):
+    import os
+
+    from cryotune.sweep.driver import driver_environment
+
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "7")
+    with driver_environment(5000):
+        assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"
+        assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "7"
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # a later Tuner keeps its logs
+    assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "7"
