@@ -8,18 +8,21 @@ per-trial result files, so the sweep code under test is not touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+TUNE_LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
 # One trial: U-Net from scratch on 32 px GLID tiles, 2 steps of batch 4 per epoch, 4 val tiles.
 TINY_TRIAL = {
@@ -117,7 +120,8 @@ class Workspace:
             "--tracking-wait=0",
         ]
         started = time.time()
-        done = subprocess.run(command, capture_output=True, text=True)
+        env = {**os.environ, TUNE_LOGGERS_OFF: "0"}  # as run_cryotune's sweeps
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
         wall = time.time() - started
         if done.returncode != 0:
             raise RuntimeError(f"sweep {name} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -185,7 +189,8 @@ def run_cryotune(
         tracking_wait=0,
     )
     started = time.time()
-    outcome = run_sweep(request)
+    with tune_result_files():
+        outcome = run_sweep(request)
     wall = time.time() - started
     if outcome.unfinished:
         raise RuntimeError(f"sweep {name} did not finish: {outcome.notes}")
@@ -194,6 +199,21 @@ def run_cryotune(
     return SweepRun(
         wall_s=wall, epochs=epochs, trials=trials, records=outcome.records, params=params
     )
+
+
+@contextlib.contextmanager
+def tune_result_files() -> Iterator[None]:
+    """Tune's per-trial ``result.json`` and ``params.json``, which the benchmarks read a sweep's
+    epochs from, for one sweep: cryotune's driver turns them off unless told otherwise."""
+    before = os.environ.get(TUNE_LOGGERS_OFF)
+    os.environ[TUNE_LOGGERS_OFF] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TUNE_LOGGERS_OFF, None)
+        else:
+            os.environ[TUNE_LOGGERS_OFF] = before
 
 
 def _tune_params(tune_dir: Path) -> dict[str, dict]:
