@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Mapping
 from pathlib import Path
 
-from cryotune.files import file_lock
+from cryotune.files import file_lock, write_text_atomic
 from cryotune.sweep.keys import FINAL, TRIAL_RESULT
 
 RESULT_FILE = "result.json"
@@ -179,6 +179,22 @@ def sweep_trial(config: dict) -> None:
     tune.report(final_metrics(payload))
 
 
+def _log_missing_epochs(progress_file: Path, history) -> None:
+    """Put in ``epochs.jsonl``, in order, the trained epochs it lacks: a trial taken down
+    between writing an epoch's checkpoint and logging the epoch continues after that epoch, so
+    only the trainer's history still holds it."""
+    lines = progress_file.read_text().splitlines() if progress_file.exists() else []
+    logged = {json.loads(line)["epoch"]: line for line in lines}
+    missing = {
+        e.epoch: json.dumps({"epoch": e.epoch, "val_miou": e.val_miou, "node": None})
+        for e in history
+        if e.epoch not in logged
+    }
+    if missing:
+        merged = {**logged, **missing}
+        write_text_atomic(progress_file, "".join(merged[k] + "\n" for k in sorted(merged)))
+
+
 def train_in_folder(
     trial_config, trial_dir: Path, report, run_trial, tracker=None, node_id: str | None = None
 ) -> dict:
@@ -231,6 +247,7 @@ def train_in_folder(
         raise
     finally:
         _release_memory()
+    _log_missing_epochs(progress_file, result.history)
     result.write(trial_dir / RESULT_FILE)
     payload = result.to_dict()
     if tracker is not None:

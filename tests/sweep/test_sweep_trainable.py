@@ -28,3 +28,13 @@ def test_a_continued_trial_reports_its_earlier_epochs_before_training_on(tmp_pat
     assert [r["val_miou"] for r in reports[:2]] == [r["val_miou"] for r in first]
     assert reports[1]["best_val_miou"] == pytest.approx(max(r["val_miou"] for r in first))
     assert [e["epoch"] for e in result["history"]] == [1, 2, 3, 4]
+
+
+def test_an_epoch_trained_but_never_logged_joins_epochs_jsonl_in_order(tmp_path):
+    import json
+
+    train_in_folder(_config(2), tmp_path, lambda r: None, run_trial)
+    log = tmp_path / "epochs.jsonl"
+    log.write_text(log.read_text().splitlines()[0] + "\n")  # taken down before logging epoch 2
+    train_in_folder(_config(4), tmp_path, lambda r: None, run_trial)
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2, 3, 4]
