@@ -179,3 +179,53 @@ def test_the_benchmarks_cryotune_sweeps_keep_tunes_result_files(monkeypatch):
     with tune_result_files():
         assert os.environ[TUNE_LOGGERS_OFF] == "0"
     assert os.environ[TUNE_LOGGERS_OFF] == "1"
+
+
+def _curves(points: dict[tuple[float, int], list[list[float]]]) -> list[dict]:
+    return [
+        {"strategy": "grid", "seed": 0, "lr": lr, "depth": depth, "curve": list(zip((5, 10), c))}
+        for (lr, depth), curves in points.items()
+        for c in curves
+    ]
+
+
+def test_a_simulated_trial_has_the_luck_real_trials_near_it_had():
+    """Steady where real repeats agreed, swinging where they did not: pooled noise would give
+    the steady region the wild one's luck, and the verdict would be a lottery."""
+    import numpy as np
+
+    steady = [[60.0, 70.0], [60.5, 70.5], [59.5, 69.5]]
+    wild = [[30.0, 40.0], [50.0, 65.0], [10.0, 20.0]]
+    model = depth_curves.fit(_curves({(1e-4, 6): steady, (1e-6, 0): wild}), 10, 5)
+    rng = np.random.default_rng(0)
+    near_steady = np.array([model.draw(1e-4, 6, rng) for _ in range(200)])
+    near_wild = np.array([model.draw(1e-6, 0, rng) for _ in range(200)])
+    assert near_steady[:, -1].std() < 2.0 < 10.0 < near_wild[:, -1].std()
+    assert model.mean(*model.best_point())[-1] == pytest.approx(70.0, abs=0.5)
+
+
+def test_the_simulation_reports_an_oracle_ceiling_and_its_calibration():
+    model = depth_curves.fit(
+        _curves({(1e-4, 6): [[60.0, 70.0], [61.0, 69.0]], (1e-5, 0): [[40.0, 45.0]] * 2}), 10, 5
+    )
+    search = {**ttqd.default_search(), "grace_period": 5, "startup_trials": 2}
+    simulated = depth_curves.compare(
+        model,
+        seeds=3,
+        search=search,
+        grid=[(1e-5, 0), (1e-4, 12)],
+        grid_points=2,
+        cryotune_trials=4,
+        epochs=10,
+        slots=2,
+        lr_range=(1e-5, 1e-3),
+        depth_range=(0, 12),
+        judge=ttqd.judge_seed,
+        within_budget=lambda events: ttqd.within_budget(events, 20),
+    )
+    assert simulated["oracle"]["point"]["depth"] == 6
+    assert 0.0 <= simulated["oracle"]["fraction_ratio_met"] <= 1.0
+    real = [{"strategies": {n: {"best_val_miou": 70.0} for n in ttqd.STRATEGIES}}]
+    calibration = depth_curves.calibration(simulated, real)
+    assert calibration["grid"]["real"] == {"mean": 70.0, "sd": 0.0}
+    assert set(calibration["cryotune"]["simulated"]) == {"mean", "sd"}
