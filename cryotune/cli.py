@@ -530,7 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="tune lr and finetuning depth per (dataset, model) pair")
     p.add_argument("datasets", nargs="+", metavar="DATASET")
     p.add_argument("--models", type=_csv, help="KEY,... or all (default: every model that fits)")
-    p.add_argument("--config", help="sweep spec, e.g. sweeps/smoke.yaml (default: paper protocol)")
+    p.add_argument(
+        "--spec",
+        "--config",
+        dest="config",
+        metavar="FILE",
+        help="sweep spec, e.g. sweeps/smoke.yaml (default: paper protocol); --config: its "
+        "earlier name",
+    )
     p.add_argument("--trials", type=_positive_int, help="trials per pair")
     p.add_argument("--max-epochs", type=_positive_int, help="epochs of a trial never stopped")
     p.add_argument("--label-fraction", type=_fraction, help="few-shot fraction of train tiles")

@@ -73,7 +73,7 @@ resources: {cpu: 1}
 trial: {weights: random, batch_size: 4, crop_size: 32, max_steps_per_epoch: 2, val_every: 1}
 SPEC
 log "compose: sweep on ray-head with the stores its environment names"
-compose exec -T ray-head cryotune sweep glid --config /runs/compose-smoke.yaml \
+compose exec -T ray-head cryotune sweep glid --spec /runs/compose-smoke.yaml \
     --name compose-smoke --address auto --workspace /runs/cryotune-runs >"$CDIR/sweep.log" 2>&1 \
     || { tail -n 40 "$CDIR/sweep.log" >&2; die "the compose sweep failed; see $CDIR/sweep.log"; }
 dk run --rm --label "$LABEL" --network host -v "$CDIR/runs:/runs" -v "$REPO/scripts:/check:ro" \

@@ -9,7 +9,7 @@ for key in glid caffe; do
   $bin/cryotune data check "$key" --data-root "$out/data"
 done
 rm -rf "$out/runs"
-$bin/cryotune sweep glid caffe --config sweeps/smoke.yaml --data-root "$out/data" --workspace "$out/runs"
+$bin/cryotune sweep glid caffe --spec sweeps/smoke.yaml --data-root "$out/data" --workspace "$out/runs"
 $bin/cryotune best glid --workspace "$out/runs"
 $bin/cryotune best caffe --workspace "$out/runs"
 echo

@@ -174,7 +174,7 @@ log "worker-a joined as node ${node_a:0:12}"
 
 log "sweep $NAME on the head (--address auto), $TRIALS trials of $EPOCHS epochs"
 t0=$(date +%s)
-in_role ray-head cryotune sweep glid --config "/runs/$NAME.yaml" --name "$NAME" \
+in_role ray-head cryotune sweep glid --spec "/runs/$NAME.yaml" --name "$NAME" \
     --address auto --workspace /runs/cryotune-runs --data-root /data --storage /runs/tune \
     --optuna-storage "$OPTUNA" --tracking-uri "$MLFLOW" >"$WORK/sweep.log" 2>&1 &
 SWEEP=$!

@@ -174,7 +174,7 @@ submit() { # submit NAME [SBATCH FLAGS] -- [SWEEP FLAGS]: the job id goes to $WO
     shift
     # In the background, so that a signal reaches this script's trap while sbatch --wait waits.
     sbatch --parsable --chdir "$WORK" --output "$WORK/$name-%j.out" --cpus-per-task "$(nproc)" \
-        "${flags[@]}" slurm/cryotune-sweep.sbatch glid --config "$WORK/$name.yaml" --name "$name" \
+        "${flags[@]}" slurm/cryotune-sweep.sbatch glid --spec "$WORK/$name.yaml" --name "$name" \
         --workspace "$WORK/runs" "$@" >"$WORK/job" &
     wait $! || status=$?
     cat "$WORK"/$name-*.out >"$WORK/$name.log" 2>/dev/null || true

@@ -180,3 +180,13 @@ def test_the_old_data_check_flag_still_runs_from_the_shell(tmp_path):
     )
     assert done.returncode == 1 and str(folder) in done.stdout  # checked: the folder has no tiles
     assert "--root is deprecated" in done.stderr and "use --data-root" in done.stderr
+
+
+def test_the_sweep_spec_flag_is_spec_and_its_earlier_name_still_parses(capsys):
+    parser = build_parser()
+    new = parser.parse_args(["sweep", "glid", "--spec", "sweeps/smoke.yaml"])
+    old = parser.parse_args(["sweep", "glid", "--config", "sweeps/smoke.yaml"])
+    assert vars(new) == vars(old) and new.config == "sweeps/smoke.yaml"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sweep", "--help"])
+    assert "--spec FILE" in capsys.readouterr().out

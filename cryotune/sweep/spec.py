@@ -328,7 +328,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file; its name defaults to the file's stem."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"--config {path}: no such file; give a sweeps/NAME.yaml path")
+        raise UsageError(f"--spec {path}: no such file; give a sweeps/NAME.yaml path")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
