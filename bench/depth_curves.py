@@ -386,3 +386,89 @@ def calibration(simulated: dict, real_per_seed: list[dict]) -> dict:
             "real": moments([s["strategies"][name]["best_val_miou"] for s in real_per_seed]),
         }
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# re-simulating a recorded run under other search settings
+
+
+def variants(result: dict, settings: list[dict], seeds: int) -> list[dict]:
+    """The recorded run's simulation again, once per dict of default.yaml overrides (dotted
+    keys, as ``--set`` takes them): how the verdict moves with the defaults, the oracle beside."""
+    from bench import depth_task
+    from bench import time_to_quality_depth as ttqd
+
+    model = fit(result["trial_curves"], result["epoch_cap"], ttqd.TRIAL["val_every"])
+    grid = [(lr, d) for lr in result["grid"]["lr"] for d in result["grid"]["depth"]]
+    recorded = result["cryotune"]
+    budget = result["epoch_budget"]
+    rows = []
+    for overrides in [{}, *settings]:
+        search = {**recorded, **{k.split(".")[-1]: v for k, v in overrides.items()}}
+        low, high = (round(f * depth_task.BLOCKS) for f in search["depth_fraction_range"])
+        out = compare(
+            model,
+            seeds=seeds,
+            search=search,
+            grid=grid,
+            grid_points=len(grid),
+            cryotune_trials=recorded["trials"],
+            epochs=result["epoch_cap"],
+            slots=result["slots"],
+            lr_range=tuple(search["lr_range"]),
+            depth_range=(low, high),
+            judge=ttqd.judge_seed,
+            within_budget=lambda events: ttqd.within_budget(events, budget),
+        )
+        reached = sum(s["epochs"]["cryotune"] is not None for s in out["per_seed"])
+        rows.append(
+            {
+                "overrides": overrides or "as recorded",
+                "ratio_met": out["fraction_ratio_met"],
+                "best_no_worse": out["fraction_best_no_worse"],
+                "target_reached": reached / seeds,
+                "oracle_ratio_met": out["oracle"]["fraction_ratio_met"],
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    import argparse
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from bench.output import RESULTS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.depth_curves",
+        description="Re-simulate a recorded depth time-to-quality run under other defaults.",
+    )
+    parser.add_argument("--result", type=Path, default=RESULTS / "time_to_quality_depth.json")
+    parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="default.yaml overrides for one variant, e.g. scheduler.grace_period=10",
+    )
+    args = parser.parse_args(argv)
+    settings = [
+        {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in variant.split(","))}
+        for variant in args.variant
+    ]
+    rows = variants(json.loads(args.result.read_text()), settings, args.seeds)
+    for row in rows:
+        print(
+            f"{json.dumps(row['overrides']):<70} ratio <= 1/3 on {row['ratio_met']:.0%}, "
+            f"target reached {row['target_reached']:.0%}, best >= grid's "
+            f"{row['best_no_worse']:.0%} (oracle {row['oracle_ratio_met']:.0%})"
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -229,3 +229,26 @@ def test_the_simulation_reports_an_oracle_ceiling_and_its_calibration():
     calibration = depth_curves.calibration(simulated, real)
     assert calibration["grid"]["real"] == {"mean": 70.0, "sd": 0.0}
     assert set(calibration["cryotune"]["simulated"]) == {"mean", "sd"}
+
+
+def test_a_recorded_run_is_simulated_again_under_other_defaults(tmp_path, capsys):
+    import json
+
+    result = {
+        "trial_curves": _curves(
+            {(1e-4, 6): [[60.0, 70.0], [61.0, 69.0]], (1e-5, 0): [[40.0, 45.0]]}
+        ),
+        "epoch_cap": 10,
+        "slots": 2,
+        "epoch_budget": 20,
+        "grid": {"lr": [1e-5], "depth": [0, 12]},
+        "cryotune": {**ttqd.default_search(), "trials": 4, "grace_period": 5},
+    }
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(result))
+    rows = depth_curves.main(
+        ["--result", str(path), "--seeds", "2", "--variant", "sampler.startup_trials=2"]
+    )
+    assert [r["overrides"] for r in rows] == ["as recorded", {"sampler.startup_trials": 2}]
+    assert all(0.0 <= r["ratio_met"] <= 1.0 and 0.0 <= r["oracle_ratio_met"] <= 1.0 for r in rows)
+    assert "sampler.startup_trials" in capsys.readouterr().out
