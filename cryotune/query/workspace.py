@@ -4,7 +4,9 @@ Reads only what a sweep writes as it goes (the studies are updated by every tria
 while a sweep is running, from any process, without the driver. A finished pair is read from its
 record, which the sweep wrote from the study once nothing of the pair could change, so only the
 studies of pairs still running are read: a study costs ~10 ms to read through Optuna, and a
-finished sweep of 100 pairs read its studies in over a second.
+finished sweep of 100 pairs read its studies in over a second. While a driver runs the sweep, the
+unfinished pairs come from its live status file instead (``cryotune.sweep.live_status``), at most
+a few seconds old; a crashed driver's sweep is read from the studies.
 """
 
 from __future__ import annotations
@@ -29,12 +31,8 @@ from cryotune.query.models import (
 )
 from cryotune.report.repeats import REPEATS_DIR
 from cryotune.sweep.keys import ORPHANED
-from cryotune.sweep.status import (
-    best_complete,
-    best_trial,
-    summarize_trials,
-    without_orphans,
-)
+from cryotune.sweep.live_status import read_live_status
+from cryotune.sweep.status import PairStatus, summarize_trials, without_orphans
 from cryotune.sweep.workspace import SweepWorkspace, list_sweeps
 
 
@@ -117,19 +115,20 @@ class WorkspaceSource:
             if path.exists():
                 records[pair.key] = read_record(path)
                 times.append(_mtime(path))
-        unrecorded = {
-            p.study_name for p in plan.pair_plans if not isinstance(records.get(p.key), PairRecord)
-        }
-        studies = self._pair_trials(workspace, url, unrecorded)
+        unrecorded = [p for p in plan.pair_plans if not isinstance(records.get(p.key), PairRecord)]
+        statuses = read_live_status(workspace.live_file) if driver is not None else None
+        if statuses is None:
+            statuses = self._statuses(workspace, url, unrecorded, records)
         pairs = []
         for pair in plan.pair_plans:
             record = records.get(pair.key)
             if isinstance(record, PairRecord):
                 pairs.append(_recorded_pair(pair, record))
                 continue
-            trials, orphaned = studies.get(pair.study_name, ([], 0))
-            times += [t for trial in trials for t in _trial_times(trial)]
-            pairs.append(_pair(pair, trials, orphaned, record, driver is not None))
+            status = statuses.get(pair.key)
+            if status is not None:
+                times += [t for t in (status.first_start, status.last_change) if t is not None]
+            pairs.append(_pair(pair, status, record, driver is not None))
         finished = all(p.finished for p in pairs)
         state = "finished" if finished else "running" if driver is not None else "interrupted"
         return SweepDetail(
@@ -144,14 +143,37 @@ class WorkspaceSource:
             pairs=pairs,
         )
 
+    def _statuses(
+        self, workspace: SweepWorkspace, url: str, pairs: list[PlannedPair], records: dict
+    ) -> dict[str, PairStatus]:
+        """The unrecorded pairs' status, each read from its study."""
+        studies = self._pair_trials(workspace, url, {p.study_name for p in pairs})
+        out = {}
+        for pair in pairs:
+            trials, orphaned = studies.get(pair.study_name, ([], 0))
+            finished = records.get(pair.key) is not None
+            out[pair.key] = summarize_trials(
+                trials, orphaned, pair.key, pair.study_name, pair.trials, finished
+            )
+        return out
 
-def _pair(
-    pair: PlannedPair, trials: list[FrozenTrial], orphaned: int, record, live: bool
-) -> PairSummary:
+
+def _pair(pair: PlannedPair, status: PairStatus | None, record, live: bool) -> PairSummary:
+    """An unrecorded pair (or one whose record is unreadable) from its status, if it has one."""
     finished = record is not None
-    status = summarize_trials(trials, orphaned, pair.key, pair.study_name, pair.trials, finished)
-    best = best_complete(trials)
-    state = "finished" if finished else "running" if live and status.running else "waiting"
+    running = status.running if status is not None else 0
+    elapsed = status.elapsed_s if status is not None else 0.0
+    if live and running and not finished and status.first_start is not None:
+        elapsed = (dt.datetime.now(dt.timezone.utc) - status.first_start).total_seconds()
+    best = None
+    if status is not None and status.best_trial is not None and status.best_lr is not None:
+        best = BestSoFar(
+            lr=status.best_lr,
+            depth=status.best_depth,
+            study_trial=status.best_trial,
+            epoch=status.best_epoch,
+        )
+    state = "finished" if finished else "running" if live and running else "waiting"
     return PairSummary(
         key=pair.key,
         dataset=pair.dataset,
@@ -160,15 +182,15 @@ def _pair(
         state=state,
         finished=finished,
         budget=pair.trials,
-        complete=status.complete,
-        pruned=status.pruned,
-        failed=status.failed,
-        running=status.running,
-        done=status.done,
-        orphaned=status.orphaned,
-        best_val_miou=status.best_val_miou,
-        best_config=_best_so_far(best) if best is not None else None,
-        elapsed_s=status.elapsed_s,
+        complete=status.complete if status is not None else 0,
+        pruned=status.pruned if status is not None else 0,
+        failed=status.failed if status is not None else 0,
+        running=running,
+        done=status.done if status is not None else 0,
+        orphaned=status.orphaned if status is not None else 0,
+        best_val_miou=status.best_val_miou if status is not None else None,
+        best_config=best,
+        elapsed_s=max(0.0, elapsed),
         mlflow_pair_run_id=record.ids.mlflow_pair_run_id
         if isinstance(record, PairRecord)
         else None,
@@ -208,16 +230,5 @@ def _recorded_pair(pair: PlannedPair, record: PairRecord) -> PairSummary:
     )
 
 
-def _best_so_far(trial: FrozenTrial) -> BestSoFar:
-    best = best_trial(trial)
-    return BestSoFar(lr=best.lr, depth=best.depth, study_trial=best.number, epoch=best.epoch)
-
-
 def _mtime(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
-
-
-def _trial_times(trial: FrozenTrial) -> list[dt.datetime]:
-    """Optuna stores naive local times; make them aware so every source compares alike."""
-    stamps = (trial.datetime_start, trial.datetime_complete)
-    return [t.astimezone(dt.timezone.utc) for t in stamps if t is not None]

@@ -358,7 +358,9 @@ def _build_tuner(
         for p in plan.pairs
     }
     scheduler = PairScheduler(stopping, spec.scheduler.metric, storage_url)
-    progress = SweepProgress([p.to_dict() for p in plan.pairs], storage_url, searcher)
+    progress = SweepProgress(
+        [p.to_dict() for p in plan.pairs], storage_url, searcher, workspace.live_file
+    )
     experiment = experiment or experiment_storage(workspace, None)
     return tune.Tuner(
         trainable,

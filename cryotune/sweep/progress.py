@@ -10,17 +10,21 @@ searcher (``FinishPairs``).
 Each pair's row is read from its study again only when one of its trials started, reported or
 ended since the last draw (a running pair's elapsed time grows, so it is read every draw): with
 100 pairs, reading every study for every draw or trial end cost the driver more than the trials.
+The same rows go to the workspace's live status file (``cryotune.sweep.live_status``) at the
+same pace, for readers of the running sweep.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial
 from ray.tune import Callback
 
+from cryotune.sweep.live_status import write_live_status
 from cryotune.sweep.status import (
     STATUS_HEADERS,
     PairStatus,
@@ -57,14 +61,19 @@ def trial_line(
 
 
 class SweepProgress(Callback):
-    def __init__(self, pairs: list[dict], storage_url: str, searcher):
+    def __init__(
+        self, pairs: list[dict], storage_url: str, searcher, live_file: Path | None = None
+    ):
         self._pairs = pairs
         self._storage_url = storage_url
         self._searcher = searcher
+        self._live_file = live_file
         self._studies: dict[str, optuna.Study] = {}
         self._rows: dict[str, PairStatus] = {}
         self._stale: set[str] = {p["key"] for p in pairs}
         self._last_draw = 0.0
+        self._last_publish = 0.0
+        self._published: list[PairStatus] | None = None
         self._table: LiveTable | None = None
 
     def __getstate__(self) -> dict:
@@ -73,6 +82,7 @@ class SweepProgress(Callback):
         state["_rows"] = {}
         state["_stale"] = {p["key"] for p in self._pairs}
         state["_table"] = None
+        state["_published"] = None
         return state
 
     @property
@@ -116,6 +126,17 @@ class SweepProgress(Callback):
         self._last_draw = now
         self.table.show(status_rows([s.to_dict() for s in self._status()]))
 
+    def _publish(self, force: bool = False) -> None:
+        """Write the rows to the live status file when one changed, every REDRAW_S at most."""
+        now = time.monotonic()
+        if self._live_file is None or not force and now - self._last_publish < REDRAW_S:
+            return
+        self._last_publish = now
+        rows = self._status()
+        if rows != self._published:
+            write_live_status(self._live_file, rows)
+            self._published = rows
+
     def _study_trial(self, trial) -> FrozenTrial | None:
         key, number = trial.config.get("pair"), trial.config.get("study_trial")
         pair = next((p for p in self._pairs if p["key"] == key), None)
@@ -143,9 +164,14 @@ class SweepProgress(Callback):
             return "complete (finished before the restart, not run again)"
         return state.replace("fail", "failed")
 
+    def setup(self, **info) -> None:
+        if self._live_file is not None:
+            self._live_file.unlink(missing_ok=True)  # an earlier driver's, until the first write
+
     def on_step_end(self, iteration, trials, **info) -> None:
         if self.table.enabled:
             self._draw()
+        self._publish()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._touched(trial)
@@ -168,6 +194,7 @@ class SweepProgress(Callback):
             self._log_trial_end(trial, "failed")
 
     def on_experiment_end(self, trials, **info) -> None:
+        self._publish(force=True)
         if self.table.enabled:
             self._draw(force=True)
             self.table.stop()

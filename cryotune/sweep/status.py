@@ -47,6 +47,10 @@ class PairStatus:
     finished: bool
     best_trial: int | None = None
     best_epoch: int | None = None
+    best_lr: float | None = None
+    best_depth: int | None = None
+    first_start: dt.datetime | None = None  # aware, UTC
+    last_change: dt.datetime | None = None
 
     @property
     def done(self) -> int:
@@ -121,6 +125,8 @@ def summarize_trials(
         live = count[TrialState.RUNNING] and not finished
         end = dt.datetime.now() if live or not ends else max(ends)
         elapsed = max(0.0, (end - min(starts)).total_seconds())
+    config = best_trial(best) if best is not None else None
+    stamps = [_utc(t) for t in (*starts, *ends)]
     return PairStatus(
         key=key,
         study_name=study_name,
@@ -135,7 +141,16 @@ def summarize_trials(
         finished=finished,
         best_trial=best.number if best is not None else None,
         best_epoch=best_epoch(best) if best is not None else None,
+        best_lr=config.lr if config is not None else None,
+        best_depth=config.depth if config is not None else None,
+        first_start=min(stamps) if stamps else None,
+        last_change=max(stamps) if stamps else None,
     )
+
+
+def _utc(stamp: dt.datetime) -> dt.datetime:
+    """Optuna stores naive local times; aware ones compare alike across sources."""
+    return stamp.astimezone(dt.timezone.utc)
 
 
 def best_complete(trials: list[FrozenTrial]) -> FrozenTrial | None:

@@ -8,6 +8,7 @@
         sweep.json           the resolved plan (spec, pairs, flags): what --resume continues
         driver.lock          held by the driver for its whole life (``SweepWorkspace.driver_lock``)
         driver.json          host, pid and start of the driver holding driver.lock
+        live.json            every pair's status as the running driver last saw it (``live_status``)
         optuna.db            one Optuna study per pair, named NAME/DATASET/MODEL
         tune/                the Ray Tune experiment (restored by --resume); STORAGE/NAME instead
                              with --storage (cryotune.sweep.storage)
@@ -78,6 +79,10 @@ class SweepWorkspace:
     @property
     def driver_lock_file(self) -> Path:
         return self.dir / "driver.lock"
+
+    @property
+    def live_file(self) -> Path:
+        return self.dir / "live.json"
 
     @property
     def optuna_file(self) -> Path:

@@ -150,3 +150,45 @@ def test_the_sweep_list_pages_by_name(planned_sweeps, tmp_path):
     assert query.sweep_page(state="finished", limit=1).sweeps == []
     with pytest.raises(PageTokenError, match="page_token"):
         query.sweep_page(page_token="%%")
+
+
+def test_a_running_sweep_is_read_from_its_drivers_live_status_and_a_dead_ones_from_studies(
+    finished_sweep, tmp_path
+):
+    """At 100 pairs reading every unfinished study took a second a read; the live driver's file
+    is one read. Only a live driver's file is believed."""
+    import dataclasses
+    import shutil
+
+    from cryotune.files import file_lock
+    from cryotune.sweep.live_status import read_live_status, write_live_status
+    from cryotune.sweep.status import summarize_study
+    from cryotune.sweep.workspace import SweepWorkspace
+
+    copy = SweepWorkspace.at(tmp_path / "runs", SWEEP)
+    copy.dir.mkdir(parents=True)
+    for name in ("sweep.json", "optuna.db"):  # the pairs' records not written yet
+        shutil.copy(finished_sweep / name, copy.dir / name)
+    query = open_query(copy.root)
+    from_studies = query.sweep(SWEEP)
+    assert from_studies.state == "interrupted" and from_studies.trials.done == 16
+
+    storage = optuna.storages.RDBStorage(copy.optuna_url)
+    rows = []
+    for pair in PAIRS:
+        study = optuna.load_study(study_name=f"{SWEEP}/{pair}", storage=storage)
+        rows.append(summarize_study(study, pair, f"{SWEEP}/{pair}", 4, finished=False))
+    rows[0] = dataclasses.replace(rows[0], running=1)  # what only the file says
+    write_live_status(copy.live_file, rows[:3])  # the last pair not started yet
+    assert read_live_status(copy.live_file)["glid/unet"] == rows[0]
+
+    with file_lock(copy.driver_lock_file):
+        live = query.sweep(SWEEP)
+        assert live.state == "running"
+        first, *middle, last = live.pairs
+        assert (first.state, first.running) == ("running", 1)
+        assert middle == from_studies.pairs[1:3]
+        assert (last.state, last.done, last.best_config) == ("waiting", 0, None)
+        assert first.best_config == from_studies.pairs[0].best_config
+
+    assert query.sweep(SWEEP) == from_studies  # the driver is gone: the studies again

@@ -160,3 +160,20 @@ def test_the_driver_environment_lasts_the_sweep_and_keeps_the_users_values(monke
         assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "7"
     assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ  # a later Tuner keeps its logs
     assert os.environ["TUNE_GLOBAL_CHECKPOINT_S"] == "7"
+
+
+def test_the_driver_leaves_every_pairs_last_status_in_the_live_file(smoke):
+    """What readers of a running sweep see in place of its studies (cryotune.query)."""
+    from cryotune.sweep.live_status import read_live_status
+    from cryotune.sweep.status import summarize_study
+
+    _, sweep_dir, _ = smoke
+    live = read_live_status(sweep_dir / "live.json")
+    assert sorted(live) == sorted(PAIRS)
+    for pair, study in _studies(sweep_dir).items():
+        expected = summarize_study(study, pair, f"{NAME}/{pair}", 4, finished=True)
+        assert live[pair].done == expected.done == 4 and live[pair].running == 0
+        assert (live[pair].best_trial, live[pair].best_lr) == (
+            expected.best_trial,
+            expected.best_lr,
+        )
