@@ -392,9 +392,9 @@ def calibration(simulated: dict, real_per_seed: list[dict]) -> dict:
 # re-simulating a recorded run under other search settings
 
 
-def variants(result: dict, settings: list[dict], seeds: int) -> list[dict]:
-    """The recorded run's simulation again, once per dict of default.yaml overrides (dotted
-    keys, as ``--set`` takes them): how the verdict moves with the defaults, the oracle beside."""
+def simulate_recorded(result: dict, overrides: dict, seeds: int) -> dict:
+    """The recorded run's simulation on its own real curves, cryotune's search as recorded less
+    ``overrides`` (dotted default.yaml keys, as ``--set`` takes them)."""
     from bench import depth_task
     from bench import time_to_quality_depth as ttqd
 
@@ -402,24 +402,33 @@ def variants(result: dict, settings: list[dict], seeds: int) -> list[dict]:
     grid = [(lr, d) for lr in result["grid"]["lr"] for d in result["grid"]["depth"]]
     recorded = result["cryotune"]
     budget = result["epoch_budget"]
+    search = {**recorded, **{k.split(".")[-1]: v for k, v in overrides.items()}}
+    low, high = (round(f * depth_task.BLOCKS) for f in search["depth_fraction_range"])
+    out = compare(
+        model,
+        seeds=seeds,
+        search=search,
+        grid=grid,
+        grid_points=len(grid),
+        cryotune_trials=recorded["trials"],
+        epochs=result["epoch_cap"],
+        slots=result["slots"],
+        lr_range=tuple(search["lr_range"]),
+        depth_range=(low, high),
+        judge=ttqd.judge_seed,
+        within_budget=lambda events: ttqd.within_budget(events, budget),
+    )
+    out["fitted_on_real_seeds"] = len(result.get("per_seed", []))
+    out["calibration"] = calibration(out, result.get("per_seed", []))
+    return out
+
+
+def variants(result: dict, settings: list[dict], seeds: int) -> list[dict]:
+    """The recorded run's simulation again, once per dict of overrides: how the verdict moves
+    with the defaults, the oracle beside."""
     rows = []
     for overrides in [{}, *settings]:
-        search = {**recorded, **{k.split(".")[-1]: v for k, v in overrides.items()}}
-        low, high = (round(f * depth_task.BLOCKS) for f in search["depth_fraction_range"])
-        out = compare(
-            model,
-            seeds=seeds,
-            search=search,
-            grid=grid,
-            grid_points=len(grid),
-            cryotune_trials=recorded["trials"],
-            epochs=result["epoch_cap"],
-            slots=result["slots"],
-            lr_range=tuple(search["lr_range"]),
-            depth_range=(low, high),
-            judge=ttqd.judge_seed,
-            within_budget=lambda events: ttqd.within_budget(events, budget),
-        )
+        out = simulate_recorded(result, overrides, seeds)
         reached = sum(s["epochs"]["cryotune"] is not None for s in out["per_seed"])
         rows.append(
             {
@@ -455,7 +464,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         metavar="KEY=VALUE[,KEY=VALUE]",
         help="default.yaml overrides for one variant, e.g. scheduler.grace_period=10",
     )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="replace the result's simulated half (and verdict) with this simulation of its "
+        "own settings; the real seeds stay as recorded",
+    )
     args = parser.parse_args(argv)
+    if args.write:
+        result = rewrite(args.result, args.seeds)
+        if args.result.resolve() == (RESULTS / "time_to_quality_depth.json").resolve():
+            from bench.table import update_table
+
+            print(f"table updated in {update_table()}")
+        return [result]
     settings = [
         {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in variant.split(","))}
         for variant in args.variant
@@ -468,6 +490,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{row['best_no_worse']:.0%} (oracle {row['oracle_ratio_met']:.0%})"
         )
     return rows
+
+
+def rewrite(path, seeds: int) -> dict:
+    """The result at ``path`` with its simulated half computed again (a new curve model)."""
+    import json
+
+    from bench import time_to_quality_depth as ttqd
+
+    result = json.loads(path.read_text())
+    simulated = simulate_recorded(result, {}, seeds)
+    result["simulated"] = simulated
+    result["met"] = ttqd.verdict(result)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"simulated again on {simulated['fitted_trials']} real trials: ratio <= 1/3 on "
+        f"{simulated['fraction_ratio_met']:.0%} of {seeds} seeds (oracle "
+        f"{simulated['oracle']['fraction_ratio_met']:.0%}); met: {result['met']}; wrote {path}"
+    )
+    return result
 
 
 if __name__ == "__main__":

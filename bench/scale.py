@@ -231,6 +231,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--quick", action="store_true", help="1 and 3 pairs x 3 trials on 2 slots, no PG sweep"
     )
+    parser.add_argument(
+        "--postgresql",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the largest sweep on PostgreSQL studies (where a server can be started)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -289,7 +295,7 @@ def measure(args, work: Path, pair_counts: list[int], slot_counts: list[int]) ->
             "mlflow": {"tracking_uri": tracking_uri},
         }
         plan = [(n, s, None) for s in slot_counts for n in pair_counts]
-        if optuna_pg and not args.quick:
+        if optuna_pg and args.postgresql and not args.quick:
             plan.append((*largest, "postgresql"))
         for pairs, slots, store in plan:
             ds, models = grids[pairs]

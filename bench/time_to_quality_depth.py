@@ -528,12 +528,7 @@ def report(context, per_seed, curves, final: bool, simulated: object = "run") ->
         "quick": args.quick,
     }
     real = result["real"]
-    result["met"] = bool(
-        final
-        and real["ratio_met"]
-        and real["best_no_worse_than_grid_met"]
-        and simulated.get("fraction_ratio_met", 0) >= SIM_TARGET_FRACTION
-    )
+    result["met"] = verdict(result)
     path = write_result(NAME, result, args.out)
     plot(per_seed, plot_path(NAME, args.quick, args.out))
     for name, row in real["strategies"].items():
@@ -548,6 +543,17 @@ def report(context, per_seed, curves, final: bool, simulated: object = "run") ->
         flush=True,
     )
     return result
+
+
+def verdict(result: dict) -> bool:
+    """Met: every real seed's ratio and best, and the simulated fraction, on a complete run."""
+    real, simulated = result["real"], result["simulated"] or {}
+    return bool(
+        result["complete"]
+        and real["ratio_met"]
+        and real["best_no_worse_than_grid_met"]
+        and simulated.get("fraction_ratio_met", 0) >= SIM_TARGET_FRACTION
+    )
 
 
 def _value(text: str):

@@ -252,3 +252,10 @@ def test_a_recorded_run_is_simulated_again_under_other_defaults(tmp_path, capsys
     assert [r["overrides"] for r in rows] == ["as recorded", {"sampler.startup_trials": 2}]
     assert all(0.0 <= r["ratio_met"] <= 1.0 and 0.0 <= r["oracle_ratio_met"] <= 1.0 for r in rows)
     assert "sampler.startup_trials" in capsys.readouterr().out
+
+    real = {"ratio_met": True, "best_no_worse_than_grid_met": True}
+    path.write_text(json.dumps({**result, "per_seed": [], "real": real, "complete": True}))
+    (rewritten,) = depth_curves.main(["--result", str(path), "--seeds", "2", "--write"])
+    on_disk = json.loads(path.read_text())
+    assert on_disk["simulated"]["seeds"] == 2 and "oracle" in on_disk["simulated"]
+    assert on_disk["met"] == rewritten["met"] == (on_disk["simulated"]["fraction_ratio_met"] >= 0.9)
