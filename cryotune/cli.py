@@ -421,6 +421,12 @@ def _loopback(host: str) -> bool:
         return False
 
 
+# Longer than clients keep an idle connection (httpx: 5 s, uvicorn's own default): with equal
+# timeouts a client polling every ~5 s reused a connection the server was closing, and the read
+# failed ("Server disconnected without sending a response", once in 199 reads at 102 pairs).
+KEEP_ALIVE_S = 65
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
@@ -443,7 +449,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"serving {query.source.where} on http://{args.host}:{args.port} (docs: /docs)", flush=True
     )
-    uvicorn.run(create_app(query, token), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(query, token),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
     return 0
 
 
