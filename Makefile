@@ -35,7 +35,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO_DIR)
 
-# Every benchmark (about 1 h 45 min on 2 cores: scale took 48 min, the depth time to quality about 40); `make bench QUICK=1`: every
+# Every benchmark (about 1 h 30 min on 2 cores: scale took 48 min, the depth time to quality 14); `make bench QUICK=1`: every
 # benchmark's tiny version in under 10 minutes (results in bench/results/quick/, not tabled).
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
