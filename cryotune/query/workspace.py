@@ -159,21 +159,23 @@ class WorkspaceSource:
 
 
 def _pair(pair: PlannedPair, status: PairStatus | None, record, live: bool) -> PairSummary:
-    """An unrecorded pair (or one whose record is unreadable) from its status, if it has one."""
+    """An unrecorded pair (or one whose record is unreadable) from its status; a pair with none
+    yet has no trials."""
     finished = record is not None
-    running = status.running if status is not None else 0
-    elapsed = status.elapsed_s if status is not None else 0.0
-    if live and running and not finished and status.first_start is not None:
+    if status is None:
+        status = summarize_trials([], 0, pair.key, pair.study_name, pair.trials, finished)
+    elapsed = status.elapsed_s
+    if live and status.running and not finished and status.first_start is not None:
         elapsed = (dt.datetime.now(dt.timezone.utc) - status.first_start).total_seconds()
     best = None
-    if status is not None and status.best_trial is not None and status.best_lr is not None:
+    if status.best_trial is not None and status.best_lr is not None:
         best = BestSoFar(
             lr=status.best_lr,
             depth=status.best_depth,
             study_trial=status.best_trial,
             epoch=status.best_epoch,
         )
-    state = "finished" if finished else "running" if live and running else "waiting"
+    state = "finished" if finished else "running" if live and status.running else "waiting"
     return PairSummary(
         key=pair.key,
         dataset=pair.dataset,
@@ -182,13 +184,13 @@ def _pair(pair: PlannedPair, status: PairStatus | None, record, live: bool) -> P
         state=state,
         finished=finished,
         budget=pair.trials,
-        complete=status.complete if status is not None else 0,
-        pruned=status.pruned if status is not None else 0,
-        failed=status.failed if status is not None else 0,
-        running=running,
-        done=status.done if status is not None else 0,
-        orphaned=status.orphaned if status is not None else 0,
-        best_val_miou=status.best_val_miou if status is not None else None,
+        complete=status.complete,
+        pruned=status.pruned,
+        failed=status.failed,
+        running=status.running,
+        done=status.done,
+        orphaned=status.orphaned,
+        best_val_miou=status.best_val_miou,
         best_config=best,
         elapsed_s=max(0.0, elapsed),
         mlflow_pair_run_id=record.ids.mlflow_pair_run_id

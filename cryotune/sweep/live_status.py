@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from cryotune.files import replacing
+from cryotune.files import write_json_atomic
 from cryotune.sweep.status import PairStatus
 
 _STAMPS = ("first_start", "last_change")
@@ -26,8 +26,7 @@ def write_live_status(path: Path, rows: list[PairStatus]) -> None:
         "written_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "pairs": [_row_json(row) for row in rows],
     }
-    with replacing(path, fsync=False) as temp:
-        temp.write_text(json.dumps(document))
+    write_json_atomic(path, document, fsync=False)
 
 
 def read_live_status(path: Path) -> dict[str, PairStatus] | None:
