@@ -12,8 +12,8 @@ ended since the last draw (a running pair's elapsed time grows, so it is read ev
 100 pairs, reading every study for every draw or trial end cost the driver more than the trials.
 The same rows go to the workspace's live status file (``cryotune.sweep.live_status``) every
 2 s when one changed, for readers of the running sweep, without reads of their own: every study
-is read once at the start, a trial's start is counted in memory, and its end is read by the line
-or table above.
+is read once at the start, each trial's end is read by the line or table above, and what runs is
+what Tune runs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from cryotune.sweep.storage import study_storage
 from cryotune.terminal import LiveTable
 
 REDRAW_S = 2.0
+TUNE_RUNNING = "RUNNING"  # a Tune trial's status while it trains
 
 
 def trial_line(
@@ -130,28 +132,27 @@ class SweepProgress(Callback):
         self._last_draw = now
         self.table.show(status_rows([s.to_dict() for s in self._status()]))
 
-    def _publish(self, force: bool = False) -> None:
+    def _publish(self, trials, force: bool = False) -> None:
         """Write the rows as they stand to the live status file when one changed, every
-        REDRAW_S at most."""
+        REDRAW_S at most; each pair's running trials are Tune's, which starts them."""
         now = time.monotonic()
         if self._live_file is None or not force and now - self._last_publish < REDRAW_S:
             return
         self._last_publish = now
-        rows = [self._rows.get(p["key"]) or self._pair_status(p) for p in self._pairs]
+        running = Counter(t.config.get("pair") for t in trials if t.status == TUNE_RUNNING)
+        rows = [self._live_row(p, running[p["key"]]) for p in self._pairs]
         if rows != self._published:
             write_live_status(self._live_file, rows)
             self._published = rows
 
-    def _started(self, trial) -> None:
-        """Count a started trial as running in the pair's row, until its end is read."""
-        key = trial.config.get("pair")
-        row = self._rows.get(key)
-        if row is not None:
-            now = dt.datetime.now(dt.timezone.utc)
-            first = row.first_start or now
-            self._rows[key] = replace(
-                row, running=row.running + 1, first_start=first, last_change=now
-            )
+    def _live_row(self, pair: dict, running: int) -> PairStatus:
+        row = self._rows.get(pair["key"]) or self._pair_status(pair)
+        if row.running == running:
+            return row
+        stamp = dt.datetime.now(dt.timezone.utc)
+        return replace(
+            row, running=running, first_start=row.first_start or stamp, last_change=stamp
+        )
 
     def _study_trial(self, trial) -> FrozenTrial | None:
         key, number = trial.config.get("pair"), trial.config.get("study_trial")
@@ -187,11 +188,10 @@ class SweepProgress(Callback):
     def on_step_end(self, iteration, trials, **info) -> None:
         if self.table.enabled:
             self._draw()
-        self._publish()
+        self._publish(trials)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._touched(trial)
-        self._started(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._touched(trial)
@@ -211,7 +211,7 @@ class SweepProgress(Callback):
             self._log_trial_end(trial, "failed")
 
     def on_experiment_end(self, trials, **info) -> None:
-        self._publish(force=True)
+        self._publish(trials, force=True)
         if self.table.enabled:
             self._draw(force=True)
             self.table.stop()

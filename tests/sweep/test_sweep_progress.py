@@ -62,3 +62,25 @@ def test_before_any_trial_completes_the_pair_has_no_best(tmp_path):
     assert trial_line("glid/unet", 0, "pruned", None, pair).endswith("pair best -")
     (row,) = status_rows([pair.to_dict()])
     assert dict(zip(STATUS_HEADERS, row))["reached at"] == "-"
+
+
+def test_the_live_file_counts_each_running_trial_once(study, tmp_path):
+    """The study already holds a trial as running when Tune starts it (the searcher asked for
+    it first): the file says what Tune runs, once, not the study's count plus the start."""
+    from types import SimpleNamespace
+
+    from cryotune.sweep.live_status import read_live_status
+    from cryotune.sweep.progress import SweepProgress
+
+    pair = {"key": "glid/unet", "study_name": "s/glid/unet", "trials": 4}
+    recorded = SimpleNamespace(is_recorded=lambda key: False)
+    live = tmp_path / "live.json"
+    progress = SweepProgress([pair], f"sqlite:///{tmp_path / 'optuna.db'}", recorded, live)
+    trial = SimpleNamespace(config={"pair": "glid/unet", "study_trial": 2}, status="PENDING")
+    ended = SimpleNamespace(config={"pair": "glid/unet", "study_trial": 0}, status="TERMINATED")
+    progress.on_step_end(0, [ended, trial])  # the study has trial 2 running, Tune not yet
+    trial.status = "RUNNING"
+    progress.on_trial_start(1, [ended, trial], trial)
+    progress.on_experiment_end([ended, trial])  # written whatever the time since the last
+    row = read_live_status(live)["glid/unet"]
+    assert (row.running, row.done, row.best_val_miou) == (1, 2, 40.65)
