@@ -8,7 +8,9 @@ A sweep is read from its sweep and pair runs, the trial runs still running and i
 trial run, never from every trial run: a sweep of thousands of trials reads as fast as one of
 ten. Only a pair run written before pair runs named their best trial has its trial runs read.
 A sweep whose state says running reads as interrupted once its driver's heartbeat is stale
-(``cryotune.tracking.heartbeat``): a killed driver cannot say so itself.
+(``cryotune.tracking.heartbeat``): a killed driver cannot say so itself. While the driver beats,
+its sweep is read from the live status the beats carry to the sweep run (every pair's row as
+the driver last saw it, at most a few seconds old), not from its pair and trial runs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from cryotune.tracking.names import (
     LEVEL_PAIR,
     LEVEL_SWEEP,
     LEVEL_TRIAL,
+    LIVE_ARTIFACT,
     PLAN_ARTIFACT,
     RECORD_ARTIFACT,
     STATE_FINISHED,
@@ -137,7 +140,7 @@ class MlflowSource:
             match[TAG_DATASET] = dataset
         runs = list(_matching(self._runs(experiments, run_filter(match)), match))
         with ThreadPoolExecutor(max_workers=DOWNLOADS) as pool:  # each one a round trip
-            found = list(pool.map(lambda r: self._artifact(r.info.run_id, RECORD_ARTIFACT), runs))
+            found = list(pool.map(lambda r: self._artifact(r, RECORD_ARTIFACT), runs))
         records: list[PairRecord | UnreadableRecord] = []
         for run, data in zip(runs, found, strict=True):
             tags = run.data.tags
@@ -223,24 +226,31 @@ class MlflowSource:
             if not token or (limit and seen >= limit):
                 return
 
-    def _artifact(self, run_id: str, path: str) -> dict | str | None:
-        """A JSON artifact of a run (a string saying why when it is not JSON), None while it is
-        not there; kept once found."""
+    def _artifact(self, run, path: str, keep: bool = True) -> dict | str | None:
+        """A JSON artifact of ``run`` (a string saying why when it is not JSON), None while it
+        is not there; with ``keep``, kept once found. Fetched by the run's artifact URI: one
+        round trip, where the client's download by run id makes three."""
+        key = (run.info.run_id, path)
         with self._lock:
-            if self._artifacts.get((run_id, path)) is not None:
-                return self._artifacts[(run_id, path)]
+            if keep and self._artifacts.get(key) is not None:
+                return self._artifacts[key]
+        from mlflow.artifacts import download_artifacts
         from mlflow.exceptions import MlflowException
 
+        uri = f"{run.info.artifact_uri.rstrip('/')}/{path}"
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                local = self._client.download_artifacts(run_id, path, tmp)
+                local = download_artifacts(
+                    artifact_uri=uri, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
                 data = json.loads(Path(local).read_text())
             except (MlflowException, OSError):
                 data = None
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 data = f"invalid JSON: {exc}"
-        with self._lock:
-            self._artifacts[(run_id, path)] = data
+        if keep:
+            with self._lock:
+                self._artifacts[key] = data
         return data
 
     def _plan(self, sweep_run) -> SweepPlanDocument:
@@ -252,7 +262,7 @@ class MlflowSource:
         run_id = sweep_run.info.run_id
         if run_id in self._plans:
             return self._plans[run_id]
-        data = self._artifact(run_id, PLAN_ARTIFACT)
+        data = self._artifact(sweep_run, PLAN_ARTIFACT)
         if data is None:
             return empty
         where = f"MLflow run {run_id} {PLAN_ARTIFACT}"
@@ -295,16 +305,21 @@ class MlflowSource:
             if key is not None and kept is not None and kept[0] == key:
                 found[name] = kept[1]
         unread = [i for n, i in experiments.items() if n not in found]
+        live = self._live_statuses({i: sweep_runs[i] for i in unread})
+        unread = [i for i in unread if i not in live]
         by_experiment = {i: {LEVEL_SWEEP: sweep_runs[i]} for i in unread}
         for run in self._runs(unread, _level(LEVEL_PAIR)):
             by_experiment[run.info.experiment_id].setdefault(LEVEL_PAIR, []).append(run)
         # A finished sweep's tracker ended every trial run: only the others can have some running.
-        live = [i for i in unread if _finished_key(sweep_runs[i], best) is None]
+        unfinished = [i for i in unread if _finished_key(sweep_runs[i], best) is None]
         running = f"{_level(LEVEL_TRIAL)} and tags.`{TAG_STATUS}` = '{STATUS_RUNNING}'"
-        for run in self._runs(live, running):
+        for run in self._runs(unfinished, running):
             by_experiment[run.info.experiment_id].setdefault(STATUS_RUNNING, []).append(run)
         for name, experiment_id in experiments.items():
             if name in found:
+                continue
+            if experiment_id in live:
+                found[name] = _live_detail(name, experiment_id, *live[experiment_id])
                 continue
             detail = self._detail(name, experiment_id, by_experiment[experiment_id], best)
             key = _finished_key(sweep_runs[experiment_id], best)
@@ -313,6 +328,37 @@ class MlflowSource:
                     self._finished[experiment_id] = (key, detail)
             found[name] = detail
         return [found[name] for name in experiments]
+
+    def _live_statuses(self, sweep_runs: dict[str, list]) -> dict[str, tuple]:
+        """Experiment id -> (sweep run, pair rows, pair run ids) of each running sweep whose
+        driver beats and has sent its live status (``LIVE_ARTIFACT``): one small download
+        instead of every pair run, so a running sweep of 100 pairs reads in a few round trips."""
+        running = {
+            i: runs[0]
+            for i, runs in sweep_runs.items()
+            if runs and _sweep_state(runs[0]) == STATE_RUNNING
+        }
+        if not running:
+            return {}
+        from cryotune.sweep.live_status import parse_live_status  # Optuna's import: when needed
+
+        with ThreadPoolExecutor(max_workers=DOWNLOADS) as pool:
+            documents = dict(
+                zip(
+                    running,
+                    pool.map(
+                        lambda r: self._artifact(r, LIVE_ARTIFACT, keep=False), running.values()
+                    ),
+                    strict=True,
+                )
+            )
+        out = {}
+        for experiment_id, document in documents.items():
+            rows = parse_live_status(document)
+            if rows:
+                ids = document.get("pair_run_ids") or {}
+                out[experiment_id] = (running[experiment_id], rows, ids)
+        return out
 
     def _last_ended(self, experiment_id: str) -> int | None:
         """When the sweep's last trial run ended (ms), None before any did."""
@@ -364,6 +410,28 @@ class MlflowSource:
             location=f"MLflow experiment {experiment_id}",
             pairs=pairs,
         )
+
+
+def _live_detail(name: str, experiment_id: str, sweep_run, rows: dict, run_ids: dict):
+    """A running sweep as its driver's live status has it (``_live_statuses``)."""
+    tags = sweep_run.data.tags
+    pairs = [
+        PairSummary.of_status(row, row.finished, True, mlflow_pair_run_id=run_ids.get(key))
+        for key, row in rows.items()
+    ]
+    times = [sweep_run.info.start_time / 1000]
+    times += [t.timestamp() for r in rows.values() for t in (r.first_start, r.last_change) if t]
+    return SweepDetail(
+        name=name,
+        state=STATE_RUNNING,
+        datasets=_csv(tags.get(TAG_DATASETS)) or list(dict.fromkeys(p.dataset for p in pairs)),
+        models=_csv(tags.get(TAG_MODELS)) or list(dict.fromkeys(p.model for p in pairs)),
+        trials=TrialCounts.total(pairs),
+        started_at=_time(sweep_run.info.start_time),
+        updated_at=_time(max(times) * 1000),
+        location=f"MLflow experiment {experiment_id}",
+        pairs=pairs,
+    )
 
 
 def _finished_key(sweep_runs: list, best: bool) -> tuple | None:

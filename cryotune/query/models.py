@@ -7,7 +7,7 @@ The same models are the HTTP API's response schemas and the JSON of ``cryotune s
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,9 @@ from cryotune.reference import (
     later_frozen_miou,
     paper_frozen_miou,
 )
+
+if TYPE_CHECKING:
+    from cryotune.sweep.status import PairStatus
 
 SweepState = Literal["running", "finished", "interrupted"]
 PairState = Literal["waiting", "running", "finished"]
@@ -72,6 +75,44 @@ class PairSummary(TrialCounts):
     record_error: str | None = Field(
         None, description="the pair's record exists but cannot be read: the file and why"
     )
+
+    @classmethod
+    def of_status(
+        cls, status: PairStatus, finished: bool, live: bool, **fields: object
+    ) -> PairSummary:
+        """A pair from its status row (read from its study, or a live driver's status);
+        ``live``: a driver runs the sweep, so its running trials run and its time goes on."""
+        elapsed = status.elapsed_s
+        if live and status.running and not finished and status.first_start is not None:
+            elapsed = (dt.datetime.now(dt.timezone.utc) - status.first_start).total_seconds()
+        best = None
+        if status.best_trial is not None and status.best_lr is not None:
+            best = BestSoFar(
+                lr=status.best_lr,
+                depth=status.best_depth,
+                study_trial=status.best_trial,
+                epoch=status.best_epoch,
+            )
+        dataset, _, model = status.key.partition("/")
+        return cls(
+            key=status.key,
+            dataset=dataset,
+            model=model,
+            study_name=status.study_name,
+            state="finished" if finished else "running" if live and status.running else "waiting",
+            finished=finished,
+            budget=status.budget,
+            complete=status.complete,
+            pruned=status.pruned,
+            failed=status.failed,
+            running=status.running,
+            done=status.done,
+            orphaned=status.orphaned,
+            best_val_miou=status.best_val_miou,
+            best_config=best,
+            elapsed_s=max(0.0, elapsed),
+            **fields,
+        )
 
 
 class SweepSummary(BaseModel):

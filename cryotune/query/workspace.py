@@ -164,35 +164,10 @@ def _pair(pair: PlannedPair, status: PairStatus | None, record, live: bool) -> P
     finished = record is not None
     if status is None:
         status = summarize_trials([], 0, pair.key, pair.study_name, pair.trials, finished)
-    elapsed = status.elapsed_s
-    if live and status.running and not finished and status.first_start is not None:
-        elapsed = (dt.datetime.now(dt.timezone.utc) - status.first_start).total_seconds()
-    best = None
-    if status.best_trial is not None and status.best_lr is not None:
-        best = BestSoFar(
-            lr=status.best_lr,
-            depth=status.best_depth,
-            study_trial=status.best_trial,
-            epoch=status.best_epoch,
-        )
-    state = "finished" if finished else "running" if live and status.running else "waiting"
-    return PairSummary(
-        key=pair.key,
-        dataset=pair.dataset,
-        model=pair.model,
-        study_name=pair.study_name,
-        state=state,
-        finished=finished,
-        budget=pair.trials,
-        complete=status.complete,
-        pruned=status.pruned,
-        failed=status.failed,
-        running=status.running,
-        done=status.done,
-        orphaned=status.orphaned,
-        best_val_miou=status.best_val_miou,
-        best_config=best,
-        elapsed_s=max(0.0, elapsed),
+    return PairSummary.of_status(
+        status,
+        finished,
+        live,
         mlflow_pair_run_id=record.ids.mlflow_pair_run_id
         if isinstance(record, PairRecord)
         else None,

@@ -521,7 +521,14 @@ def _track(
         workspace.read_plan().to_dict(),
         resume=request.resume,
     )
-    with Heartbeat(tracker.uri, tracker.sweep_run_id):
+    workspace.live_file.unlink(missing_ok=True)  # an earlier driver's: not this one's status
+    beat = Heartbeat(
+        tracker.uri,
+        tracker.sweep_run_id,
+        live_file=workspace.live_file,
+        pair_run_ids=tracker.pair_run_ids,
+    )
+    with beat:
         return _run_and_close(request, plan, workspace, started, tracker, experiment, done, notes)
 
 

@@ -5,6 +5,8 @@ pair's study: at 100 pairs that was a second of SQL a read. The driver already k
 for its progress display; it writes them here every few seconds when one changed, so a reader
 opens one file. Only a live driver's file is believed (``SweepWorkspace.driver_owner``): after a
 crash the studies are read as before, and a new driver removes the old file when it starts.
+The driver's heartbeat carries the same file to its MLflow sweep run (``LIVE_ARTIFACT``), for
+readers of the tracking store alone.
 """
 
 from __future__ import annotations
@@ -32,9 +34,17 @@ def write_live_status(path: Path, rows: list[PairStatus]) -> None:
 def read_live_status(path: Path) -> dict[str, PairStatus] | None:
     """The rows by pair key; None where the file is missing or unreadable (read the studies)."""
     try:
-        document = json.loads(path.read_text())
+        return parse_live_status(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def parse_live_status(document: object) -> dict[str, PairStatus] | None:
+    """A live status document's rows by pair key, in the plan's order; None where it holds
+    none (a driver that has not written it yet) or not readably."""
+    try:
         return {row["key"]: _row(row) for row in document["pairs"]}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 

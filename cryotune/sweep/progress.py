@@ -181,10 +181,6 @@ class SweepProgress(Callback):
             return "complete (finished before the restart, not run again)"
         return state.replace("fail", "failed")
 
-    def setup(self, **info) -> None:
-        if self._live_file is not None:
-            self._live_file.unlink(missing_ok=True)  # an earlier driver's, until the first write
-
     def on_step_end(self, iteration, trials, **info) -> None:
         if self.table.enabled:
             self._draw()
