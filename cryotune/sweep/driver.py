@@ -521,7 +521,8 @@ def _track(
         workspace.read_plan().to_dict(),
         resume=request.resume,
     )
-    workspace.live_file.unlink(missing_ok=True)  # an earlier driver's: not this one's status
+    if not done:  # an earlier driver's status is not this one's; a finished sweep keeps its last
+        workspace.live_file.unlink(missing_ok=True)
     beat = Heartbeat(
         tracker.uri,
         tracker.sweep_run_id,
