@@ -397,18 +397,11 @@ class MlflowSource:
         times = [t for run in known for t in (run.info.start_time, run.info.end_time) if t]
         if sweep_run is None or not sweep_run.info.end_time:  # ended: its end is the last
             times.append(self._last_ended(experiment_id) or 0)
-        return SweepDetail(
-            name=name,
-            state=state,
-            datasets=_csv(tags.get(TAG_DATASETS)) or list(dict.fromkeys(p.dataset for p in pairs)),
-            models=_csv(tags.get(TAG_MODELS)) or list(dict.fromkeys(p.model for p in pairs)),
-            trials=TrialCounts.total(pairs),
-            started_at=_time(sweep_run.info.start_time)
-            if sweep_run
-            else _time(min((t for t in times if t), default=0)),
-            updated_at=_time(max(times, default=0)),
-            location=f"MLflow experiment {experiment_id}",
-            pairs=pairs,
+        started = (
+            sweep_run.info.start_time if sweep_run else min((t for t in times if t), default=0)
+        )
+        return _sweep_detail(
+            name, experiment_id, state, tags, pairs, started, max(times, default=0)
         )
 
 
@@ -419,16 +412,24 @@ def _live_detail(name: str, experiment_id: str, sweep_run, rows: dict, run_ids: 
         PairSummary.of_status(row, row.finished, True, mlflow_pair_run_id=run_ids.get(key))
         for key, row in rows.items()
     ]
-    times = [sweep_run.info.start_time / 1000]
-    times += [t.timestamp() for r in rows.values() for t in (r.first_start, r.last_change) if t]
+    started = sweep_run.info.start_time
+    stamps = [t for r in rows.values() for t in (r.first_start, r.last_change) if t]
+    updated = max([started, *(t.timestamp() * 1000 for t in stamps)])
+    return _sweep_detail(name, experiment_id, STATE_RUNNING, tags, pairs, started, updated)
+
+
+def _sweep_detail(
+    name: str, experiment_id: str, state: str, tags: dict, pairs: list, started_ms, updated_ms
+) -> SweepDetail:
+    """A sweep's detail from its sweep run's tags and its pairs (times in ms)."""
     return SweepDetail(
         name=name,
-        state=STATE_RUNNING,
+        state=state,
         datasets=_csv(tags.get(TAG_DATASETS)) or list(dict.fromkeys(p.dataset for p in pairs)),
         models=_csv(tags.get(TAG_MODELS)) or list(dict.fromkeys(p.model for p in pairs)),
         trials=TrialCounts.total(pairs),
-        started_at=_time(sweep_run.info.start_time),
-        updated_at=_time(max(times) * 1000),
+        started_at=_time(started_ms),
+        updated_at=_time(updated_ms),
         location=f"MLflow experiment {experiment_id}",
         pairs=pairs,
     )
