@@ -343,15 +343,10 @@ class MlflowSource:
         from cryotune.sweep.live_status import parse_live_status  # Optuna's import: when needed
 
         with ThreadPoolExecutor(max_workers=DOWNLOADS) as pool:
-            documents = dict(
-                zip(
-                    running,
-                    pool.map(
-                        lambda r: self._artifact(r, LIVE_ARTIFACT, keep=False), running.values()
-                    ),
-                    strict=True,
-                )
+            fetched = pool.map(
+                lambda r: self._artifact(r, LIVE_ARTIFACT, keep=False), running.values()
             )
+            documents = dict(zip(running, fetched, strict=True))
         out = {}
         for experiment_id, document in documents.items():
             rows = parse_live_status(document)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -123,17 +122,17 @@ class Heartbeat:
             return False
         try:
             stamp = self.live_file.stat().st_mtime_ns
-            document = json.loads(self.live_file.read_text())
-        except (OSError, ValueError):
-            stamp, document = -1, {"pairs": None}
+        except OSError:
+            stamp = -1
         if stamp == self._uploaded:
             return False
+        try:
+            document = json.loads(self.live_file.read_text()) if stamp != -1 else {"pairs": None}
+        except (OSError, ValueError):
+            stamp, document = -1, {"pairs": None}
         document["pair_run_ids"] = self.pair_run_ids
         try:
-            with tempfile.TemporaryDirectory(prefix="cryotune-live-") as tmp:
-                path = Path(tmp) / LIVE_ARTIFACT
-                path.write_text(json.dumps(document))
-                self.client.log_artifact(self.run_id, str(path))
+            self.client.log_dict(self.run_id, document, LIVE_ARTIFACT)
         except Exception as exc:  # as a beat: the next change is tried again
             log.info("MLflow: live status skipped: %s: %s", type(exc).__name__, exc)
             return False
